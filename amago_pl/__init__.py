@@ -1,0 +1,59 @@
+"""amago_pl: AMAGO's off-policy RL with long-context sequence models, on PyTorch Lightning.
+
+The public API mirrors the original library (``amago``) with the package renamed; see
+docs/porting.md for the module map.
+"""
+
+import importlib
+from typing import Any
+
+# Public names and the module defining each. Imported lazily (PEP 562) so that `import amago_pl`
+# stays cheap in env worker processes, which only need the env layer.
+_EXPORTS = {
+    "AMAGOEnv": "amago_pl.envs",
+    "EpsilonGreedy": "amago_pl.envs",
+    "BilevelEpsilonGreedy": "amago_pl.envs",
+    "DiskTrajDataset": "amago_pl.datamodules",
+    "DoNothingDataset": "amago_pl.datamodules",
+    "MixtureOfDatasets": "amago_pl.datamodules",
+    "RLDataset": "amago_pl.datamodules",
+    "Experiment": "amago_pl.experiment",
+    "Agent": "amago_pl.modules.agent",
+    "MultiTaskAgent": "amago_pl.modules.agent",
+    "FFTrajEncoder": "amago_pl.modules.traj_encoders",
+    "GRUTrajEncoder": "amago_pl.modules.traj_encoders",
+    "IdentityTrajEncoder": "amago_pl.modules.traj_encoders",
+    "MambaTrajEncoder": "amago_pl.modules.traj_encoders",
+    "TformerTrajEncoder": "amago_pl.modules.traj_encoders",
+    "CNNTstepEncoder": "amago_pl.modules.tstep_encoders",
+    "FFTstepEncoder": "amago_pl.modules.tstep_encoders",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'amago_pl' has no attribute {name!r}")
+
+
+__version__ = "0.1.0"
+
+__all__ = [  # noqa: F822 - resolved lazily by __getattr__
+    "AMAGOEnv",
+    "Agent",
+    "BilevelEpsilonGreedy",
+    "CNNTstepEncoder",
+    "DiskTrajDataset",
+    "DoNothingDataset",
+    "EpsilonGreedy",
+    "Experiment",
+    "FFTrajEncoder",
+    "FFTstepEncoder",
+    "GRUTrajEncoder",
+    "IdentityTrajEncoder",
+    "MambaTrajEncoder",
+    "MixtureOfDatasets",
+    "MultiTaskAgent",
+    "RLDataset",
+    "TformerTrajEncoder",
+]

@@ -1,0 +1,158 @@
+"""Evaluation rollouts (validation and test) as a Lightning Callback.
+
+Validation runs inside Lightning's validation loop (``check_val_every_n_epoch``), so
+``Trainer.validate`` and ``amago-pl validate`` run it too. Every evaluation starts from fresh envs
+and an empty memory, uses no exploration and saves no data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from amago_pl.callbacks.interact import EpisodeStat, fresh_state, interact, summarize_episodes
+from amago_pl.callbacks.rollout import RolloutCallback, autocast_context, log_to_loggers, world_info
+from amago_pl.envs import make_parallel_envs
+
+
+def gather_episodes(trainer: pl.Trainer | None, episodes: list[EpisodeStat]) -> list[EpisodeStat]:
+    """All ranks' episodes on every rank.
+
+    Gathering the episodes (rather than syncing per-key metric states) is exact and cannot hang
+    when ranks see different env names, which per-key metric objects would require to match.
+    """
+    if trainer is None or trainer.world_size <= 1 or not dist.is_available() or not dist.is_initialized():
+        return episodes
+    gathered: list[list[EpisodeStat]] = [None] * trainer.world_size  # type: ignore[list-item]
+    dist.all_gather_object(gathered, episodes)
+    return [ep for rank_eps in gathered for ep in rank_eps]
+
+
+class EvalCallback(pl.Callback):
+    """Runs ``timesteps`` steps per actor on fresh eval envs and logs ``{stage}/`` metrics.
+
+    Args:
+        make_env: a callable returning an ``AMAGOEnv``, or one callable per actor.
+        parallel_actors: eval envs per process.
+        timesteps: steps per actor per evaluation (at least one episode should finish).
+        env_mode: "sync", "async" or "already_vectorized".
+        sample_actions: sample the policy (True) or act greedily.
+        stage: "val" runs at the end of each validation epoch, "test" at the end of testing.
+        seed: base seed of the eval envs (rank r adds 10_000 * r).
+    """
+
+    def __init__(
+        self,
+        make_env: Callable | Sequence[Callable],
+        parallel_actors: int = 12,
+        timesteps: int = 1000,
+        env_mode: str = "async",
+        sample_actions: bool = True,
+        stage: str = "val",
+        seed: int = 1_000_000,
+        episodes: int | None = None,
+        async_env_mp_context: str | None = None,
+        verbose: bool = True,
+    ):
+        if stage not in ("val", "test"):
+            raise ValueError(f"stage={stage!r}: use 'val' or 'test'")
+        self.make_env = make_env
+        self.parallel_actors = parallel_actors
+        self.timesteps = timesteps
+        self.env_mode = env_mode
+        self.sample_actions = sample_actions
+        self.stage = stage
+        self.seed = seed
+        self.episodes = episodes
+        self.mp_context = async_env_mp_context
+        self.verbose = verbose
+        self.envs = None
+        self.history: list[dict[str, float]] = []  # one row of metrics per evaluation
+        self.last_episodes: list[EpisodeStat] = []
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.stage == "val" and not trainer.sanity_checking:
+            self.evaluate(trainer, pl_module)
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.stage == "test":
+            self.evaluate(trainer, pl_module)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.close()
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.envs is not None:
+            self.envs.close()
+            self.envs = None
+
+    def evaluate(self, trainer: pl.Trainer | None, pl_module: pl.LightningModule, writer: Any = None) -> dict[str, float]:
+        """Run one evaluation; returns the metrics (also logged when a trainer is given)."""
+        rank, _ = world_info(trainer)
+        if self.envs is None:
+            self.envs = make_parallel_envs(
+                self.make_env,
+                self.parallel_actors,
+                mode=self.env_mode,
+                seed=self.seed + 10_000 * rank,
+                mp_context=self.mp_context,
+            )
+        timestep = self.envs.reset()
+        state = fresh_state(pl_module, timestep, pl_module.device)
+        if writer is not None:
+            writer.start(timestep)
+        autocast = autocast_context(trainer) if trainer is not None else None
+        bar = tqdm(
+            total=self.timesteps,
+            desc=f"{self.stage} rollouts",
+            disable=not (self.verbose and rank == 0),
+            leave=False,
+            dynamic_ncols=True,
+        )
+        with bar, torch.inference_mode(False):
+            result = interact(
+                pl_module,
+                self.envs,
+                state,
+                self.timesteps,
+                sample=self.sample_actions,
+                writer=writer,
+                episodes=self.episodes,
+                autocast=autocast,
+                progress=bar.update,
+            )
+        episodes = gather_episodes(trainer, result.episodes)
+        self.last_episodes = episodes
+        metrics = summarize_episodes(episodes, self.stage)
+        metrics[f"{self.stage}/env_fps"] = result.env_steps / max(result.seconds, 1e-9)
+        total_frames = _total_frames(trainer)
+        if trainer is not None:
+            log_to_loggers(trainer, metrics, total_frames=total_frames)
+            metrics["gradient_steps"] = float(trainer.global_step)
+        if total_frames is not None:
+            metrics["total_frames"] = float(total_frames)
+        self.history.append(metrics)
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict.get("history", []))
+
+
+def _total_frames(trainer: pl.Trainer | None) -> int | None:
+    if trainer is None:
+        return None
+    for cb in trainer.callbacks:
+        if isinstance(cb, RolloutCallback):
+            return cb.total_frames
+    return None

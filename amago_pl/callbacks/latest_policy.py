@@ -1,0 +1,76 @@
+"""The "latest policy" file that connects a learner with collector processes.
+
+The learner writes ``{run_dir}/ckpts/latest/policy.pt`` atomically after every epoch; collectors
+reload it at the start of every epoch (with retries, since the file may be replaced while read).
+Processes share nothing but the filesystem, so collectors may run on other machines that mount
+the same folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def latest_policy_path(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / "ckpts" / "latest" / "policy.pt"
+
+
+def save_latest_policy(pl_module: pl.LightningModule, path: str | os.PathLike, version: int) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    state = {k: v.detach().cpu() for k, v in pl_module.state_dict().items()}
+    torch.save({"version": version, "state_dict": state}, tmp)
+    os.replace(tmp, path)  # readers see the old or the new file, never half of one
+
+
+def load_latest_policy(
+    pl_module: pl.LightningModule, path: str | os.PathLike, retries: int = 10, wait: float = 1.0
+) -> int | None:
+    """Load weights into ``pl_module``; returns the policy version, or None if no file exists yet."""
+    path = Path(path)
+    for attempt in range(retries):
+        if not path.exists():
+            return None
+        try:
+            blob = torch.load(path, map_location=pl_module.device, weights_only=True)
+            pl_module.load_state_dict(blob["state_dict"])
+            return int(blob["version"])
+        except (RuntimeError, EOFError, OSError, KeyError) as err:
+            log.warning("reading %s failed (attempt %d/%d): %s", path, attempt + 1, retries, err)
+            time.sleep(wait)
+    raise RuntimeError(f"could not read the latest policy at {path} after {retries} attempts")
+
+
+class LatestPolicyCallback(pl.Callback):
+    """Write (learner) and/or read (collector) the latest policy file every epoch."""
+
+    def __init__(self, run_dir: str | os.PathLike, save: bool = True, load: bool = False):
+        self.path = latest_policy_path(run_dir)
+        self.save = save
+        self.load = load
+        self.loaded_version: int | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._maybe_load(pl_module)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._maybe_load(pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.save and trainer.global_rank == 0:
+            save_latest_policy(pl_module, self.path, version=trainer.global_step)
+
+    def _maybe_load(self, pl_module: pl.LightningModule) -> None:
+        if self.load:
+            version = load_latest_policy(pl_module, self.path)
+            if version is not None:
+                self.loaded_version = version

@@ -1,0 +1,262 @@
+"""Data collection as a Lightning Callback: the train envs step with the current policy and every
+finished trajectory goes into the DataModule's store before the epoch's gradient steps."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from amago_pl.callbacks.interact import RolloutState, fresh_state, interact, summarize_episodes
+from amago_pl.envs import make_parallel_envs
+
+log = logging.getLogger(__name__)
+
+
+def autocast_context(trainer: pl.Trainer) -> Callable:
+    """The Trainer's precision context (e.g. bf16 autocast), so rollouts match training precision."""
+    return trainer.strategy.precision_plugin.forward_context
+
+
+def world_info(trainer: pl.Trainer | None) -> tuple[int, int]:
+    if trainer is None:
+        return 0, 1
+    return trainer.global_rank, trainer.world_size
+
+
+class RolloutCallback(pl.Callback):
+    """Collects ``timesteps_per_epoch`` steps per actor before every training epoch.
+
+    Args:
+        make_env: a callable returning an ``AMAGOEnv``, or one callable per actor.
+        parallel_actors: envs per process (each DDP rank runs its own).
+        env_mode: "sync", "async" or "already_vectorized".
+        timesteps_per_epoch: env steps per actor per epoch.
+        max_seq_len: the agent's context length (sets the stagger range of file lengths).
+        traj_save_len: split trajectories into files of about this many steps.
+        stagger_traj_file_lengths: draw file lengths in [traj_save_len +- max_seq_len] so training
+            windows see the same offsets as rollouts (the original's default).
+        start_collecting_at_epoch: no collection before this epoch (offline -> online).
+        exploration_wrapper_type: exploration class built as ``cls(action_space, parallel_actors)``.
+        sample_actions: sample the policy (True) or act greedily.
+        save_trajs_as: "npz" or "npz-compressed".
+        force_reset_train_envs_every: reset every env and the memory every N epochs (None: never).
+        seed: base seed; rank r uses ``seed + 10_000 * r`` for its envs.
+    """
+
+    def __init__(
+        self,
+        make_env: Callable | Sequence[Callable],
+        parallel_actors: int = 12,
+        env_mode: str = "async",
+        timesteps_per_epoch: int = 1000,
+        max_seq_len: int = 128,
+        traj_save_len: int = 10**10,
+        stagger_traj_file_lengths: bool = True,
+        start_collecting_at_epoch: int = 0,
+        exploration_wrapper_type: Callable | None = None,
+        sample_actions: bool = True,
+        save_trajs_as: str = "npz",
+        force_reset_train_envs_every: int | None = None,
+        async_env_mp_context: str | None = None,
+        seed: int = 0,
+        verbose: bool = True,
+    ):
+        if save_trajs_as not in ("npz", "npz-compressed"):
+            raise ValueError(f"save_trajs_as={save_trajs_as!r}: use 'npz' or 'npz-compressed'")
+        if int(traj_save_len) < max_seq_len:
+            raise ValueError(
+                f"traj_save_len={traj_save_len} is shorter than max_seq_len={max_seq_len}: training windows "
+                "could never be full. Raise traj_save_len or lower max_seq_len."
+            )
+        self.make_env = make_env
+        self.parallel_actors = parallel_actors
+        self.env_mode = env_mode
+        self.timesteps_per_epoch = timesteps_per_epoch
+        self.max_seq_len = max_seq_len
+        self.traj_save_len = int(traj_save_len)
+        self.stagger = stagger_traj_file_lengths
+        self.start_collecting_at_epoch = start_collecting_at_epoch
+        self.exploration_wrapper_type = exploration_wrapper_type
+        self.sample_actions = sample_actions
+        self.compressed = save_trajs_as == "npz-compressed"
+        self.force_reset_every = force_reset_train_envs_every
+        self.mp_context = async_env_mp_context
+        self.seed = seed
+        self.verbose = verbose
+        # Checkpointed state.
+        self.local_frames = 0  # env steps taken by this process
+        self.total_frames = 0  # env steps summed over ranks (logged x-axis)
+        self.collected_epochs: set[int] = set()
+        self.exploration = None
+        self.history: list[dict[str, float]] = []  # rollout metrics per collection (for the curve)
+        self._restored: dict[str, Any] | None = None
+        # Live objects (rebuilt on start).
+        self.envs = None
+        self.writer = None
+        self.state: RolloutState | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._build(trainer, pl_module)
+        # Lightning creates the epoch-0 data iterator before on_train_epoch_start, so the first
+        # collection happens here (see docs/architecture.md).
+        self._maybe_collect(trainer, pl_module, trainer.current_epoch)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._maybe_collect(trainer, pl_module, trainer.current_epoch)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.close()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.envs is not None:
+            self.envs.close()
+            self.envs = None
+
+    def _build(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from amago_pl.datamodules import TrajectoryWriter
+
+        rank, _ = world_info(trainer)
+        rank_seed = self.seed + 10_000 * rank
+        self.envs = make_parallel_envs(
+            self.make_env, self.parallel_actors, mode=self.env_mode, seed=rank_seed, mp_context=self.mp_context
+        )
+        if self.exploration is None and self.exploration_wrapper_type is not None:
+            self.exploration = self.exploration_wrapper_type(self.envs.single_action_space, self.envs.num_envs)
+            if hasattr(self.exploration, "seed"):
+                self.exploration.seed(rank_seed)
+        if self._restored is not None:
+            self._apply_restored(rank)
+        store = trainer.datamodule.save_new_trajs_to if trainer.datamodule is not None else None
+        if store is not None:
+            save_range = None
+            if self.stagger and self.max_seq_len < self.traj_save_len:
+                save_range = (self.traj_save_len - self.max_seq_len, self.traj_save_len + self.max_seq_len)
+            self.writer = TrajectoryWriter(
+                store, self.envs.num_envs, self.traj_save_len, save_len_range=save_range, compressed=self.compressed
+            )
+        self._reset_envs(pl_module)
+
+    def _reset_envs(self, pl_module: pl.LightningModule) -> None:
+        timestep = self.envs.reset()
+        self.state = fresh_state(pl_module, timestep, pl_module.device)
+        if self.writer is not None:
+            self.writer.start(timestep)
+
+    # ------------------------------------------------------------------ collection
+    def _maybe_collect(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
+        if epoch < self.start_collecting_at_epoch or self.timesteps_per_epoch <= 0 or epoch in self.collected_epochs:
+            return
+        if self.force_reset_every and epoch > 0 and epoch % self.force_reset_every == 0:
+            self._reset_envs(pl_module)
+        self.collect(trainer, pl_module, self.timesteps_per_epoch, epoch)
+        dataset = trainer.datamodule
+        # Wait for data rather than spin: keep collecting until the store can feed the learner.
+        extra = 0
+        while dataset is not None and not dataset.ready_for_training and extra < 1000:
+            self.collect(trainer, pl_module, self.timesteps_per_epoch, epoch, log_metrics=False)
+            extra += 1
+        self.collected_epochs.add(epoch)
+
+    def collect(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, timesteps: int, epoch: int, log_metrics: bool = True
+    ) -> dict[str, float]:
+        rank, world = world_info(trainer)
+        bar = tqdm(
+            total=timesteps,
+            desc=f"Epoch {epoch} collect",
+            disable=not (self.verbose and rank == 0),
+            leave=False,
+            dynamic_ncols=True,
+        )
+        with bar:
+            result = interact(
+                pl_module,
+                self.envs,
+                self.state,
+                timesteps,
+                sample=self.sample_actions,
+                exploration=self.exploration,
+                writer=self.writer,
+                autocast=autocast_context(trainer),
+                progress=bar.update,
+            )
+        self.local_frames += result.env_steps
+        self.total_frames = int(_sum_over_ranks(trainer, self.local_frames))
+        metrics = summarize_episodes(result.episodes, "rollout")
+        metrics["rollout/env_fps"] = result.env_steps / max(result.seconds, 1e-9)
+        metrics["rollout/env_restarts"] = float(getattr(self.envs, "restarts", 0))
+        metrics["rollout/dropped_episodes"] = float(result.dropped_episodes)
+        if self.exploration is not None and hasattr(self.exploration, "current_eps"):
+            metrics["rollout/epsilon"] = float(np.mean(self.exploration.current_eps()))
+        dataset = trainer.datamodule
+        if dataset is not None and hasattr(dataset, "on_end_of_collection"):
+            metrics.update(dataset.on_end_of_collection())
+        if log_metrics:
+            log_to_loggers(trainer, metrics, total_frames=self.total_frames)
+            self.history.append({**metrics, "total_frames": float(self.total_frames), "epoch": float(epoch)})
+        return metrics
+
+    # ------------------------------------------------------------------ checkpoint state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "local_frames": self.local_frames,
+            "total_frames": self.total_frames,
+            "collected_epochs": sorted(self.collected_epochs),
+            "history": self.history,
+            "exploration": self.exploration.state_dict() if self.exploration is not None else None,
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+            },
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.local_frames = int(state_dict["local_frames"])
+        self.total_frames = int(state_dict["total_frames"])
+        self.collected_epochs = set(state_dict["collected_epochs"])
+        self.history = list(state_dict.get("history", []))
+        self._restored = state_dict  # exploration needs the envs' action space: applied in _build
+
+    def _apply_restored(self, rank: int) -> None:
+        state = self._restored
+        if self.exploration is not None and state.get("exploration") is not None:
+            self.exploration.load_state_dict(state["exploration"])
+        rng = state.get("rng")
+        if rng is not None and rank == 0:
+            # The checkpoint holds rank 0's generators; other ranks keep their own seeds.
+            random.setstate(rng["python"])
+            np.random.set_state(rng["numpy"])
+            torch.set_rng_state(rng["torch"])
+        self._restored = None
+
+
+def _sum_over_ranks(trainer: pl.Trainer, value: float) -> float:
+    if trainer.world_size <= 1:
+        return float(value)
+    t = torch.tensor(float(value), dtype=torch.float64, device=trainer.strategy.root_device)
+    return float(trainer.strategy.reduce(t, reduce_op="sum").item())
+
+
+def log_to_loggers(trainer: pl.Trainer, metrics: dict[str, float], total_frames: int | None = None) -> None:
+    """Log outside training_step, with the explicit x-axes (total_frames, gradient_steps)."""
+    if not metrics or trainer.global_rank != 0 or not trainer.loggers:
+        return
+    metrics = dict(metrics)
+    if total_frames is not None:
+        metrics["total_frames"] = float(total_frames)
+    metrics["gradient_steps"] = float(trainer.global_step)
+    metrics["epoch"] = float(trainer.current_epoch)
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=trainer.global_step)

@@ -1,0 +1,263 @@
+"""``amago-pl``: the Lightning CLI (fit / validate / test) with gin overrides.
+
+    amago-pl fit --config run.yaml --gin my.gin --gin "TformerTrajEncoder.n_heads = 4"
+
+gin owns the agent, encoder and env hyperparameters; the CLI (YAML or flags) owns the Trainer,
+loggers, paths and the run's structural choices (env name, sequence length, which encoders).
+``--gin`` items are applied in order (later wins) before any class is built. DDP ranks re-run the
+same command line, so every rank parses the same gin; env worker processes receive the parent's
+config string.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+from amago_pl.cli_utils import parse_gin, register_all_configurables
+
+
+def amago_agent(
+    env: str = "tmaze",
+    env_kwargs: dict[str, Any] | None = None,
+    max_seq_len: int = 64,
+    tstep_encoder: str = "ff",
+    traj_encoder: str = "transformer",
+    agent: str = "agent",
+    learning_rate: float = 1e-4,
+    lr_warmup_steps: int = 500,
+    l2_coeff: float = 1e-3,
+) -> pl.LightningModule:
+    """Build the agent for a built-in env by name (its spaces decide the structural arguments).
+
+    Args:
+        env: a built-in env name (see ``amago_pl.envs.builtin.list_builtin_envs()``), e.g. "tmaze",
+            "frozen_lake", "dark_key_door", "gym:CartPole-v1", "popgym:RepeatPreviousEasy".
+        env_kwargs: keyword arguments of that env.
+        max_seq_len: context length (training window and rollout cache).
+        tstep_encoder, traj_encoder, agent: registry names ("ff"/"cnn"; "transformer"/"rnn"/"ff"/
+            "mamba"/"identity"; "agent"/"multitask"). Their keywords come from gin.
+    """
+    from amago_pl.experiment_utils import probe_spaces
+    from amago_pl.modules.agent import get_agent_cls
+    from amago_pl.modules.registry import get_traj_encoder_cls, get_tstep_encoder_cls
+
+    obs_space, rl2_space, action_space = probe_spaces(_EnvFactory(env, env_kwargs), "sync", 1)
+    return get_agent_cls(agent)(
+        obs_space,
+        rl2_space,
+        action_space,
+        max_seq_len,
+        get_tstep_encoder_cls(tstep_encoder),
+        get_traj_encoder_cls(traj_encoder),
+        learning_rate=learning_rate,
+        lr_warmup_steps=lr_warmup_steps,
+        l2_coeff=l2_coeff,
+    )
+
+
+def amago_dataset(
+    dset_root: str = "runs",
+    dset_name: str = "amago_pl",
+    dset_max_size: int = 20_000,
+    dset_min_size: int = 1,
+    batch_size: int = 24,
+    batches_per_epoch: int = 100,
+    max_seq_len: int = 64,
+    padded_sampling: str = "none",
+    dloader_workers: int = 0,
+) -> pl.LightningDataModule:
+    """The on-disk replay store, configured for training (``max_seq_len`` is linked from the model)."""
+    from amago_pl.datamodules import DiskTrajDataset
+
+    dataset = DiskTrajDataset(dset_root=dset_root, dset_name=dset_name, dset_max_size=dset_max_size, dset_min_size=dset_min_size)
+    dataset.configure(
+        batch_size=batch_size,
+        max_seq_len=max_seq_len,
+        train_batches_per_epoch=batches_per_epoch,
+        padded_sampling=padded_sampling,
+        dloader_workers=dloader_workers,
+    )
+    return dataset
+
+
+class _EnvFactory:
+    """A picklable env constructor (for async workers): a built-in env by name and kwargs."""
+
+    def __init__(self, name: str, kwargs: dict[str, Any] | None):
+        self.name = name
+        self.kwargs = dict(kwargs or {})
+
+    def __call__(self):
+        from amago_pl.envs.builtin import make_builtin_env
+
+        return make_builtin_env(self.name, **self.kwargs)
+
+
+@dataclass
+class RunSettings:
+    """Collection, evaluation and run-folder settings (the ``run:`` section of the YAML).
+
+    Args:
+        run_dir: run folder: config.txt, checkpoints, logs, learning_curve.png.
+        parallel_actors: envs per process for collection and evaluation.
+        env_mode: "sync", "async" or "already_vectorized".
+        timesteps_per_epoch: env steps per actor collected before each epoch.
+        val_timesteps: env steps per actor of each evaluation (0 disables evaluation).
+        traj_save_len: trajectory file length; stagger_traj_file_lengths randomises it by +-max_seq_len.
+        exploration: "egreedy", "bilevel" or None (keywords from gin).
+        ckpt_interval: epochs between kept checkpoints (last.ckpt is always written).
+    """
+
+    run_dir: str = "runs/amago_pl"
+    parallel_actors: int = 8
+    env_mode: str = "sync"
+    timesteps_per_epoch: int = 100
+    val_timesteps: int = 100
+    traj_save_len: int = 10**10
+    stagger_traj_file_lengths: bool = True
+    exploration: str | None = "egreedy"
+    sample_actions_train: bool = True
+    sample_actions_val: bool = True
+    start_collecting_at_epoch: int = 0
+    ckpt_interval: int | None = 50
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AmagoCLI(LightningCLI):
+    """LightningCLI whose model and data come from builder functions, plus a ``run`` section."""
+
+    def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 - jsonargparse parser
+        parser.add_class_arguments(RunSettings, "run")
+        parser.link_arguments("model.max_seq_len", "data.max_seq_len")
+
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        from amago_pl.callbacks import ConfigLoggingCallback, EvalCallback, RolloutCallback, SummaryCallback
+        from amago_pl.envs.exploration import get_exploration_cls
+
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        run, model = cfg["run"], cfg["model"]
+        make_env = _EnvFactory(model["env"], model["env_kwargs"])
+        run_dir = Path(run["run_dir"])
+        callbacks: list[pl.Callback] = [
+            RolloutCallback(
+                make_env,
+                parallel_actors=run["parallel_actors"],
+                env_mode=run["env_mode"],
+                timesteps_per_epoch=run["timesteps_per_epoch"],
+                max_seq_len=model["max_seq_len"],
+                traj_save_len=run["traj_save_len"],
+                stagger_traj_file_lengths=run["stagger_traj_file_lengths"],
+                start_collecting_at_epoch=run["start_collecting_at_epoch"],
+                exploration_wrapper_type=get_exploration_cls(run["exploration"]) if run["exploration"] else None,
+                sample_actions=run["sample_actions_train"],
+                seed=run["seed"],
+            )
+        ]
+        if run["val_timesteps"] > 0:
+            callbacks.append(
+                EvalCallback(
+                    make_env,
+                    parallel_actors=run["parallel_actors"],
+                    timesteps=run["val_timesteps"],
+                    env_mode=run["env_mode"],
+                    sample_actions=run["sample_actions_val"],
+                    stage="test" if self.subcommand == "test" else "val",
+                    seed=run["seed"] + 1_000_000,
+                )
+            )
+        callbacks += [
+            ModelCheckpoint(
+                dirpath=run_dir / "ckpts",
+                filename="epoch={epoch}",
+                auto_insert_metric_name=False,
+                every_n_epochs=run["ckpt_interval"] or 1,
+                save_top_k=-1 if run["ckpt_interval"] else 0,
+                save_last=True,
+                save_on_train_epoch_end=True,
+            ),
+            ConfigLoggingCallback(run_dir),
+            SummaryCallback(run_dir, title=model["env"]),
+        ]
+        trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+        if trainer_config.get("logger") in (None, True):
+            from lightning.pytorch.loggers import CSVLogger
+
+            trainer_config["logger"] = CSVLogger(save_dir=str(run_dir), name="logs")
+        if not trainer_config.get("default_root_dir"):
+            trainer_config["default_root_dir"] = str(run_dir)
+        if run["val_timesteps"] <= 0:
+            trainer_config["limit_val_batches"] = 0
+        extra = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
+        return self._instantiate_trainer(trainer_config, extra + callbacks)
+
+
+def split_gin_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Pull every ``--gin X`` / ``--gin=X`` out of argv (kept in order). Returns (gin items, rest)."""
+    items: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--gin":
+            if i + 1 >= len(argv):
+                raise SystemExit("--gin needs a value: a .gin file or a binding like 'Agent.gamma = 0.99'")
+            items.append(argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--gin="):
+            items.append(arg[len("--gin=") :])
+        else:
+            rest.append(arg)
+        i += 1
+    return items, rest
+
+
+def apply_gin_items(items: list[str]) -> None:
+    """Files and binding strings, in the order given (a later item overrides an earlier one)."""
+    register_all_configurables()
+    for item in items:
+        if item.endswith(".gin") or (os.path.exists(item) and "=" not in item):
+            if not os.path.exists(item):
+                raise SystemExit(f"--gin file not found: {item}")
+            parse_gin(files=[item])
+        else:
+            parse_gin(bindings=[item])
+
+
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "max_epochs": 20,
+    "num_sanity_val_steps": 0,
+    "limit_val_batches": 1,
+    "use_distributed_sampler": False,
+    "accelerator": "auto",
+    "devices": 1,
+}
+
+
+def main(argv: list[str] | None = None) -> AmagoCLI:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    items, rest = split_gin_args(argv)
+    try:
+        apply_gin_items(items)
+    except ValueError as err:
+        raise SystemExit(f"amago-pl: {err}") from err
+    return AmagoCLI(
+        model_class=amago_agent,
+        datamodule_class=amago_dataset,
+        trainer_defaults=TRAINER_DEFAULTS,
+        save_config_kwargs={"overwrite": True},
+        args=rest,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""`DiskTrajDataset`: a FIFO replay buffer of trajectory files on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gin
+import numpy as np
+
+from amago_pl.datamodules.dataset import RLDataset
+from amago_pl.datamodules.relabel import NoOpRelabeler, Relabeler
+from amago_pl.datamodules.store import TrajectoryStore
+from amago_pl.datamodules.stream import BufferEmptyError
+from amago_pl.types import FrozenTraj
+
+# Sampling retries before re-listing: a listed file may have been evicted by rank 0 or
+# quarantined by another worker since the listing.
+_LOAD_ATTEMPTS = 16
+
+
+@gin.configurable
+class DiskTrajDataset(RLDataset):
+    """Trajectory files in ``{dset_root}/{dset_name}/buffer/{fifo,protected}``.
+
+    Each sample is a file drawn uniformly (so long episodes split into many files weigh more),
+    passed through the relabeler, then cut into a training window by the stream.
+
+    Args:
+        dset_root: folder holding all datasets.
+        dset_name: this dataset's folder name.
+        dset_max_size: FIFO files kept after each collection round (oldest deleted first;
+            protected files never deleted and not counted).
+        dset_min_size: training starts once there are *more* than this many files (the
+            original's rule).
+        relabeler: a `Relabeler` instance or class (default `NoOpRelabeler`).
+        accept_new_trajs: False makes `save_new_trajs_to` None (a read-only dataset, e.g. offline
+            data next to the online buffer in a `MixtureOfDatasets`). Not in the original.
+    """
+
+    def __init__(
+        self,
+        dset_root: str | os.PathLike,
+        dset_name: str,
+        dset_max_size: int,
+        dset_min_size: int = 1,
+        relabeler: Relabeler | type[Relabeler] | None = None,
+        accept_new_trajs: bool = True,
+    ) -> None:
+        super().__init__(dset_name=dset_name)
+        self.dset_root = Path(dset_root)
+        self.dset_max_size = dset_max_size
+        self.dset_min_size = dset_min_size
+        if relabeler is None:
+            relabeler = NoOpRelabeler()
+        elif isinstance(relabeler, type):
+            relabeler = relabeler()  # gin passes `@MyRelabeler` as a class
+        self.relabeler = relabeler
+        self.accept_new_trajs = accept_new_trajs
+        self.store = TrajectoryStore(self.dset_root / dset_name / "buffer", max_size=dset_max_size)
+        self._files: list[Path] = []
+        self._listing_stamp: tuple[int, int] | None = None
+        self.refresh()
+
+    @property
+    def save_new_trajs_to(self) -> TrajectoryStore | None:
+        return self.store if self.accept_new_trajs else None
+
+    @property
+    def ready_for_training(self) -> bool:
+        self.refresh_if_changed()  # two stat calls; keeps the answer current in every process
+        return self.configured and len(self._files) > self.dset_min_size
+
+    @property
+    def num_files(self) -> int:
+        return len(self._files)
+
+    def _stamp(self) -> tuple[int, int]:
+        # A directory's mtime changes when an entry is created, renamed in or deleted.
+        return (os.stat(self.store.fifo_dir).st_mtime_ns, os.stat(self.store.protected_dir).st_mtime_ns)
+
+    def refresh(self) -> None:
+        self._listing_stamp = self._stamp()
+        self._files = self.store.files()
+
+    def refresh_if_changed(self) -> None:
+        if self._stamp() != self._listing_stamp:
+            self.refresh()
+
+    def sample_random_trajectory(self, rng: np.random.Generator | None = None) -> FrozenTraj:
+        rng = rng if rng is not None else self._rng
+        for attempt in range(2 * _LOAD_ATTEMPTS):
+            if attempt == _LOAD_ATTEMPTS:
+                self.refresh()
+            if not self._files:
+                break
+            traj = self.store.load(self._files[int(rng.integers(len(self._files)))])
+            if traj is not None:
+                return self.relabeler(traj)
+        raise BufferEmptyError(
+            f"could not load any trajectory from {self.store.path} after {2 * _LOAD_ATTEMPTS} attempts "
+            f"({len(self._files)} files listed); see buffer/quarantined"
+        )
+
+    def on_end_of_collection(self) -> dict[str, float]:
+        if self.has_edit_rights and self.global_rank == 0:
+            self.store.evict()
+        self.refresh()
+        stats = self.store.stats()
+        return {
+            "buffer/files": stats["files"],
+            "buffer/fifo_files": stats["fifo_files"],
+            "buffer/protected_files": stats["protected_files"],
+            "buffer/timesteps": stats["timesteps"],
+            "buffer/disk_mb": stats["bytes"] / 2**20,
+            "buffer/evicted": stats["evicted"],
+            "buffer/quarantined": stats["quarantined"],
+        }
+
+    def delete(self, delete_protected: bool = False) -> None:
+        """Remove the buffer's FIFO files (and protected ones if asked)."""
+        self.store.delete(delete_protected=delete_protected)
+        self.refresh()
+
+    def get_description(self) -> str:
+        return (
+            f"DiskTrajDataset '{self.dset_name}' at {self.store.path}: {len(self._files)} files "
+            f"(max {self.dset_max_size} FIFO, ready above {self.dset_min_size})"
+        )

@@ -1,0 +1,255 @@
+"""Exploration noise applied in the main process to the policy's batched actions.
+
+Unlike the original (one ``gym.ActionWrapper`` per env process), one object serves all N
+parallel envs, so its schedule, per-env multipliers and RNG are checkpoint state
+(``state_dict``/``load_state_dict`` hold only plain Python values, safe for ``weights_only``
+checkpoint loading).
+
+Schedules count *calls*: one call = one step of every actor, matching the original's "steps of
+this wrapper instance" (inventory 4.19). The call at count k uses the epsilon of count k, then
+the count increases; ``current_eps()`` reports the epsilon the next call will use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import gin
+import numpy as np
+from gymnasium import spaces
+
+log = logging.getLogger(__name__)
+
+_EXPLORATIONS: dict[str, type[ExplorationWrapper]] = {}
+
+
+def register_exploration(name: str) -> Callable[[type], type]:
+    """Class decorator: make an exploration class available as ``get_exploration_cls(name)``."""
+
+    def deco(cls: type) -> type:
+        _EXPLORATIONS[name] = cls
+        return cls
+
+    return deco
+
+
+def get_exploration_cls(name: str) -> type[ExplorationWrapper]:
+    try:
+        return _EXPLORATIONS[name]
+    except KeyError:
+        raise KeyError(f"unknown exploration {name!r}; registered: {sorted(_EXPLORATIONS)}") from None
+
+
+def list_registered_explorations() -> list[str]:
+    return sorted(_EXPLORATIONS)
+
+
+def linear_anneal(start: float, end: float, step: int, steps_anneal: int) -> float:
+    """``start`` at step 0, ``end`` from ``steps_anneal`` on, linear in between."""
+    frac = min(step / max(steps_anneal, 1), 1.0)
+    return start + (end - start) * frac
+
+
+class ExplorationWrapper:
+    """Base class: perturbs (N,) int64 or (N, A) float32 policy actions of N parallel envs.
+
+    Subclasses implement ``epsilon(time_idxs) -> (N,)`` (before per-env multipliers) or override
+    ``add_noise``. The RNG is a numpy ``Generator``; ``seed(s)`` makes it reproducible.
+    """
+
+    def __init__(self, action_space: spaces.Space, num_envs: int):
+        if isinstance(action_space, spaces.Discrete):
+            self.kind = "discrete"
+        elif isinstance(action_space, spaces.MultiBinary):
+            self.kind = "multibinary"
+        elif isinstance(action_space, spaces.Box):
+            self.kind = "continuous"
+        else:
+            raise ValueError(f"exploration does not support action space {action_space!r}")
+        self.action_space = action_space
+        self.num_envs = int(num_envs)
+        self.steps = 0  # calls so far (= steps of each actor)
+        self.rng = np.random.default_rng()
+        self._last_time_idxs = np.zeros(self.num_envs, dtype=np.int64)  # (N,)
+
+    def seed(self, seed: int | None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    # ------------------------------------------------------------------ schedule
+    def epsilon(self, time_idxs: np.ndarray) -> np.ndarray:
+        """(N,) exploration strength at the current schedule step, before per-env multipliers."""
+        raise NotImplementedError
+
+    def multipliers(self) -> np.ndarray:
+        """(N,) per-env scale of epsilon (ones unless a subclass randomises it)."""
+        return np.ones(self.num_envs, dtype=np.float64)
+
+    def current_eps(self, time_idxs: np.ndarray | None = None) -> np.ndarray:
+        """(N,) effective epsilon the next call would use (for logging)."""
+        t = self._last_time_idxs if time_idxs is None else np.asarray(time_idxs).reshape(-1)
+        return self.epsilon(t) * self.multipliers()
+
+    # ------------------------------------------------------------------ acting
+    def __call__(self, actions: np.ndarray, time_idxs: np.ndarray) -> np.ndarray:
+        time_idxs = np.asarray(time_idxs).reshape(-1)  # (N,)
+        self._last_time_idxs = time_idxs.astype(np.int64)
+        eps = self.current_eps(time_idxs)  # (N,)
+        out = self.add_noise(np.asarray(actions), eps)
+        self.steps += 1
+        return out
+
+    def add_noise(self, actions: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        """Epsilon-greedy style noise with per-env strength ``eps`` (N,)."""
+        n = actions.shape[0]
+        if self.kind == "discrete":
+            # actions: (N,) or (N, 1) int indices; shape and dtype are preserved.
+            flat = actions.reshape(n)
+            random_idx = self.rng.integers(0, int(self.action_space.n), size=n)  # (N,)
+            take_random = self.rng.random(n) < eps  # (N,)
+            return np.where(take_random, random_idx, flat).astype(actions.dtype).reshape(actions.shape)
+        if self.kind == "multibinary":
+            flip = self.rng.random(actions.shape) < eps.reshape(n, *([1] * (actions.ndim - 1)))  # (N, A)
+            return np.where(flip, 1 - actions, actions).astype(actions.dtype)
+        # Continuous: Gaussian noise scaled by eps, kept inside the policy's [-1, 1] box.
+        noise = self.rng.standard_normal(actions.shape) * eps.reshape(n, *([1] * (actions.ndim - 1)))
+        return np.clip(actions + noise, -1.0, 1.0).astype(np.float32)
+
+    def on_episode_end(self, done: np.ndarray) -> None:
+        """Called after every env step with the (N,) bool mask of envs whose episode ended."""
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "steps": int(self.steps),
+            "rng": self.rng.bit_generator.state,
+            "last_time_idxs": [int(t) for t in self._last_time_idxs],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])
+        rng_state = state["rng"]
+        self.rng = np.random.Generator(getattr(np.random, rng_state["bit_generator"])())
+        self.rng.bit_generator.state = rng_state
+        last = np.asarray(state.get("last_time_idxs", []), dtype=np.int64)
+        self._last_time_idxs = last if len(last) == self.num_envs else np.zeros(self.num_envs, dtype=np.int64)
+
+
+class _RandomizedEps(ExplorationWrapper):
+    """Adds the optional per-env U[0, 1) epsilon multiplier, redrawn when that env's episode ends."""
+
+    def __init__(self, action_space: spaces.Space, num_envs: int, randomize_eps: bool):
+        super().__init__(action_space, num_envs)
+        self.randomize_eps = bool(randomize_eps)
+        self._multipliers = self._draw(self.num_envs)  # (N,)
+
+    def _draw(self, n: int) -> np.ndarray:
+        if not self.randomize_eps:
+            return np.ones(n, dtype=np.float64)
+        return self.rng.random(n)
+
+    def seed(self, seed: int | None) -> None:
+        super().seed(seed)
+        self._multipliers = self._draw(self.num_envs)  # so a seed fixes the multipliers too
+
+    def multipliers(self) -> np.ndarray:
+        return self._multipliers
+
+    def on_episode_end(self, done: np.ndarray) -> None:
+        done = np.asarray(done, dtype=bool).reshape(-1)
+        # The original stored a float when randomize_eps=False and crashed here (inventory 4.19);
+        # the multipliers are always an (N,) array, and only redrawn when randomising.
+        if self.randomize_eps and done.any():
+            self._multipliers[done] = self.rng.random(int(done.sum()))
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["multipliers"] = [float(m) for m in self._multipliers]
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        mult = np.asarray(state.get("multipliers", []), dtype=np.float64)
+        if len(mult) == self.num_envs:
+            self._multipliers = mult
+        else:
+            log.warning(
+                "exploration checkpoint has %d env multipliers but there are %d envs: redrawing them",
+                len(mult),
+                self.num_envs,
+            )
+            self._multipliers = self._draw(self.num_envs)
+
+
+@register_exploration("egreedy")
+@gin.configurable
+class EpsilonGreedy(_RandomizedEps):
+    """Epsilon-greedy with a linear schedule from ``eps_start`` to ``eps_end`` over ``steps_anneal`` calls.
+
+    Discrete: with probability eps take a uniform random action. Continuous: ``clip(a + eps *
+    N(0, 1), -1, 1)``. MultiBinary: flip each bit with probability eps. With ``randomize_eps``
+    each env's eps is multiplied by U[0, 1), redrawn when that env's episode ends.
+    """
+
+    def __init__(
+        self,
+        action_space: spaces.Space,
+        num_envs: int,
+        eps_start: float = 1.0,
+        eps_end: float = 0.05,
+        steps_anneal: int = 1_000_000,
+        randomize_eps: bool = True,
+    ):
+        super().__init__(action_space, num_envs, randomize_eps)
+        self.eps_start = eps_start
+        self.eps_end = eps_end
+        self.steps_anneal = steps_anneal
+
+    def epsilon(self, time_idxs: np.ndarray) -> np.ndarray:
+        eps = linear_anneal(self.eps_start, self.eps_end, self.steps, self.steps_anneal)
+        return np.full(self.num_envs, eps, dtype=np.float64)
+
+
+@register_exploration("bilevel")
+@gin.configurable
+class BilevelEpsilonGreedy(_RandomizedEps):
+    """Epsilon that also decays *within* a rollout (AMAGO paper, Fig. 13).
+
+    At schedule step k the rollout starts with ``eps_start(k)`` (``eps_start_start`` ->
+    ``eps_start_end``) and reaches ``eps_end(k)`` (``eps_end_start`` -> ``eps_end_end``) at
+    ``time_idx = rollout_horizon``, linearly in between. Past the horizon it stays at the end value
+    (the original kept extrapolating, which can go negative).
+    """
+
+    def __init__(
+        self,
+        action_space: spaces.Space,
+        num_envs: int,
+        rollout_horizon: int = gin.REQUIRED,
+        eps_start_start: float = 1.0,
+        eps_start_end: float = 0.05,
+        eps_end_start: float = 0.8,
+        eps_end_end: float = 0.01,
+        steps_anneal: int = 1_000_000,
+        randomize_eps: bool = True,
+    ):
+        super().__init__(action_space, num_envs, randomize_eps)
+        if rollout_horizon is gin.REQUIRED or rollout_horizon is None:
+            raise ValueError(
+                "BilevelEpsilonGreedy needs rollout_horizon (gin: BilevelEpsilonGreedy.rollout_horizon)"
+            )
+        if rollout_horizon <= 0:
+            raise ValueError(f"rollout_horizon must be positive, got {rollout_horizon}")
+        self.rollout_horizon = rollout_horizon
+        self.eps_start_start = eps_start_start
+        self.eps_start_end = eps_start_end
+        self.eps_end_start = eps_end_start
+        self.eps_end_end = eps_end_end
+        self.steps_anneal = steps_anneal
+
+    def epsilon(self, time_idxs: np.ndarray) -> np.ndarray:
+        at_start = linear_anneal(self.eps_start_start, self.eps_start_end, self.steps, self.steps_anneal)
+        at_end = linear_anneal(self.eps_end_start, self.eps_end_end, self.steps, self.steps_anneal)
+        frac = np.clip(np.asarray(time_idxs, dtype=np.float64) / self.rollout_horizon, 0.0, 1.0)  # (N,)
+        return at_start + (at_end - at_start) * frac

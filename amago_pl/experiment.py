@@ -1,0 +1,328 @@
+"""Experiment: the original library's facade, rebuilt as wiring around a Lightning ``Trainer``.
+
+It holds no RL logic. ``start()`` builds the Agent (from the env's spaces and the chosen classes),
+the callbacks (collection, evaluation, checkpoints, config logging, summary), the loggers and the
+Trainer; ``learn()`` calls ``Trainer.fit``. The same run can be written as a plain script: see
+``examples/trainer_fit_script.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gin
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from amago_pl.callbacks import (
+    ConfigLoggingCallback,
+    EvalCallback,
+    LatestPolicyCallback,
+    RolloutCallback,
+    SummaryCallback,
+)
+from amago_pl.callbacks.interact import EpisodeStat
+from amago_pl.callbacks.rollout import log_to_loggers
+from amago_pl.envs import EpsilonGreedy
+from amago_pl.experiment_utils import (
+    build_loggers,
+    describe_run,
+    precision_from_mixed,
+    probe_spaces,
+    validate_experiment,
+)
+
+
+@dataclass
+class EvaluationResult:
+    metrics: dict[str, float]
+    episodes: list[EpisodeStat]
+
+
+@gin.configurable
+@dataclass
+class Experiment:
+    """Keyword names and defaults follow the original ``amago.Experiment`` (inventory table 2.1).
+
+    The fields after ``mixed_precision`` are amago_pl additions for Lightning (devices, seed,
+    loggers, extra Trainer arguments).
+    """
+
+    # required
+    run_name: str
+    ckpt_base_dir: str
+    max_seq_len: int
+    dataset: Any
+    tstep_encoder_type: Callable
+    traj_encoder_type: Callable
+    agent_type: Callable
+    val_timesteps_per_epoch: int
+    make_train_env: Callable | Sequence[Callable]
+    make_val_env: Callable | Sequence[Callable]
+    # envs
+    parallel_actors: int = 12
+    env_mode: str = "async"
+    async_env_mp_context: str | None = None
+    exploration_wrapper_type: Callable | None = EpsilonGreedy
+    sample_actions_train: bool = True
+    sample_actions_val: bool = True
+    force_reset_train_envs_every: int | None = None
+    # logging
+    log_to_wandb: bool = False
+    wandb_project: str | None = field(default_factory=lambda: os.environ.get("AMAGO_WANDB_PROJECT"))
+    wandb_entity: str | None = field(default_factory=lambda: os.environ.get("AMAGO_WANDB_ENTITY"))
+    wandb_group_name: str | None = None
+    verbose: bool = True
+    log_interval: int = 300
+    # replay
+    traj_save_len: int = 10**10  # an int: the original's float 1e10 broke random.randint
+    has_dset_edit_rights: bool = True
+    stagger_traj_file_lengths: bool = True
+    save_trajs_as: str = "npz"
+    padded_sampling: str = "none"
+    dloader_workers: int = 6
+    # schedule
+    epochs: int = 1000
+    start_learning_at_epoch: int = 0
+    start_collecting_at_epoch: int = 0
+    train_timesteps_per_epoch: int = 1000
+    train_batches_per_epoch: int = 1000
+    val_interval: int | None = 20
+    ckpt_interval: int | None = 50
+    always_save_latest: bool = True
+    always_load_latest: bool = False
+    # optimization
+    batch_size: int = 24
+    batches_per_update: int = 1
+    learning_rate: float = 1e-4
+    lr_warmup_steps: int = 500
+    grad_clip: float = 1.0
+    l2_coeff: float = 1e-3
+    mixed_precision: str = "no"
+    # amago_pl additions
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: int | str | list[int] = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    loggers: Sequence[str] = ("csv",)
+    trainer_kwargs: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        validate_experiment(self)
+        self.agent = None
+        self.trainer: pl.Trainer | None = None
+        self._ckpt_path: str | None = None
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.ckpt_base_dir) / self.run_name
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "ckpts"
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Build the agent, callbacks, loggers and Trainer. Call after gin is configured."""
+        pl.seed_everything(self.seed, workers=True, verbose=False)
+        obs_space, rl2_space, action_space = probe_spaces(self.make_train_env, self.env_mode, self.parallel_actors)
+        self.dataset.configure(
+            batch_size=self.batch_size,
+            max_seq_len=self.max_seq_len,
+            train_batches_per_epoch=self.train_batches_per_epoch,
+            padded_sampling=self.padded_sampling,
+            dloader_workers=self.dloader_workers,
+            has_edit_rights=self.has_dset_edit_rights,
+        )
+        if hasattr(self.dataset, "configure_schedule"):
+            self.dataset.configure_schedule(start_learning_at_epoch=self.start_learning_at_epoch)
+        # Structural arguments only; the optimizer settings are the Experiment's (as in the original).
+        self.agent = self.agent_type(
+            obs_space,
+            rl2_space,
+            action_space,
+            self.max_seq_len,
+            self.tstep_encoder_type,
+            self.traj_encoder_type,
+            learning_rate=self.learning_rate,
+            lr_warmup_steps=self.lr_warmup_steps,
+            l2_coeff=self.l2_coeff,
+        )
+        self.trainer = pl.Trainer(**self.trainer_arguments())
+        if self.verbose:
+            print(describe_run(self, obs_space, action_space))
+
+    def build_callbacks(self) -> list[pl.Callback]:
+        run_dir = self.run_dir
+        callbacks: list[pl.Callback] = []
+        if self.always_save_latest or self.always_load_latest:
+            # Before the rollout callback, so collectors act with the freshest weights.
+            callbacks.append(LatestPolicyCallback(run_dir, save=self.always_save_latest, load=self.always_load_latest))
+        callbacks.append(
+            RolloutCallback(
+                self.make_train_env,
+                parallel_actors=self.parallel_actors,
+                env_mode=self.env_mode,
+                timesteps_per_epoch=self.train_timesteps_per_epoch,
+                max_seq_len=self.max_seq_len,
+                traj_save_len=self.traj_save_len,
+                stagger_traj_file_lengths=self.stagger_traj_file_lengths,
+                start_collecting_at_epoch=self.start_collecting_at_epoch,
+                exploration_wrapper_type=self.exploration_wrapper_type,
+                sample_actions=self.sample_actions_train,
+                save_trajs_as=self.save_trajs_as,
+                force_reset_train_envs_every=self.force_reset_train_envs_every,
+                async_env_mp_context=self.async_env_mp_context,
+                seed=self.seed,
+                verbose=self.verbose,
+            )
+        )
+        if self.val_enabled:
+            callbacks.append(
+                EvalCallback(
+                    self.make_val_env,
+                    parallel_actors=self.parallel_actors,
+                    timesteps=self.val_timesteps_per_epoch,
+                    env_mode=self.env_mode,
+                    sample_actions=self.sample_actions_val,
+                    stage="val",
+                    seed=self.seed + 1_000_000,
+                    async_env_mp_context=self.async_env_mp_context,
+                    verbose=self.verbose,
+                )
+            )
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=self.ckpt_dir,
+                filename="epoch={epoch}",
+                auto_insert_metric_name=False,
+                every_n_epochs=self.ckpt_interval or 1,
+                save_top_k=-1 if self.ckpt_interval else 0,
+                save_last=True,
+                save_on_train_epoch_end=True,
+            )
+        )
+        callbacks.append(ConfigLoggingCallback(run_dir))
+        callbacks.append(SummaryCallback(run_dir, title=self.run_name, verbose=self.verbose))
+        return callbacks
+
+    @property
+    def val_enabled(self) -> bool:
+        return bool(self.val_interval) and self.val_timesteps_per_epoch > 0
+
+    def trainer_arguments(self) -> dict[str, Any]:
+        args: dict[str, Any] = dict(
+            max_epochs=self.epochs,
+            accelerator=self.accelerator,
+            devices=self.devices,
+            strategy=self.strategy,
+            num_nodes=self.num_nodes,
+            precision=precision_from_mixed(self.mixed_precision),
+            gradient_clip_val=self.grad_clip,
+            accumulate_grad_batches=self.batches_per_update,
+            check_val_every_n_epoch=self.val_interval if self.val_enabled else 1,
+            limit_val_batches=1 if self.val_enabled else 0,
+            num_sanity_val_steps=0,
+            callbacks=self.build_callbacks(),
+            logger=build_loggers(self),
+            default_root_dir=str(self.run_dir),
+            log_every_n_steps=self.log_interval,
+            enable_progress_bar=self.verbose,
+            enable_model_summary=self.verbose,
+            use_distributed_sampler=False,  # each rank samples its own batches (see the dataset)
+        )
+        args.update(self.trainer_kwargs or {})
+        return args
+
+    def learn(self) -> None:
+        """Train for ``epochs`` epochs (collect -> train -> validate -> checkpoint)."""
+        if self.trainer is None:
+            raise RuntimeError("call Experiment.start() before learn()")
+        self.trainer.fit(self.agent, datamodule=self.dataset, ckpt_path=self._ckpt_path)
+        self._ckpt_path = None
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate_test(
+        self,
+        make_test_env: Callable | Sequence[Callable],
+        timesteps: int,
+        render: bool = False,
+        save_trajs_to: str | os.PathLike | None = None,
+        episodes: int | None = None,
+    ) -> EvaluationResult:
+        """Run the policy on fresh test envs (no exploration); log ``test/`` metrics.
+
+        Returns the metrics and the list of finished episodes. ``save_trajs_to`` writes every test
+        trajectory into a store folder (e.g. to build an offline dataset). ``render`` is accepted for
+        compatibility; render through the env's own ``render_mode``.
+        """
+        from amago_pl.datamodules import TrajectoryStore, TrajectoryWriter
+
+        if self.agent is None:
+            raise RuntimeError("call Experiment.start() before evaluate_test()")
+        evaluator = EvalCallback(
+            make_test_env,
+            parallel_actors=self.parallel_actors,
+            timesteps=timesteps,
+            env_mode=self.env_mode,
+            sample_actions=self.sample_actions_val,
+            stage="test",
+            seed=self.seed + 2_000_000,
+            episodes=episodes,
+            async_env_mp_context=self.async_env_mp_context,
+            verbose=self.verbose,
+        )
+        writer = None
+        if save_trajs_to is not None:
+            writer = TrajectoryWriter(TrajectoryStore(save_trajs_to), self.parallel_actors, self.traj_save_len)
+        try:
+            metrics = evaluator.evaluate(None, self.agent, writer=writer)
+        finally:
+            evaluator.close()
+        if self.trainer is not None:
+            log_to_loggers(self.trainer, metrics)
+            for logger in self.trainer.loggers:
+                logger.save()
+        if self.verbose:
+            print(f"Test average return: {metrics.get('test/return', float('nan')):.4g}")
+        return EvaluationResult(metrics, evaluator.last_episodes)
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_path(self, epoch: int | str) -> Path:
+        if epoch == "last":
+            return self.ckpt_dir / "last.ckpt"
+        return self.ckpt_dir / f"epoch={int(epoch)}.ckpt"
+
+    def load_checkpoint(self, epoch: int | str = "last", resume_training_state: bool = True) -> None:
+        """Resume from the checkpoint saved after ``epoch`` (or "last").
+
+        ``resume_training_state=True`` restores everything at the next ``learn()`` (weights,
+        optimizer, LR schedule, counters, exploration, RNG). False loads the weights only
+        (fine-tuning or evaluation in a new run).
+        """
+        self.load_checkpoint_from_path(self.checkpoint_path(epoch), resume_training_state)
+
+    def load_checkpoint_from_path(self, path: str | os.PathLike, resume_training_state: bool = True) -> None:
+        from amago_pl.experiment_utils import load_weights_only
+
+        path = Path(path)
+        if not path.exists():
+            available = sorted(p.name for p in self.ckpt_dir.glob("*.ckpt")) if self.ckpt_dir.exists() else []
+            raise FileNotFoundError(f"no checkpoint at {path}. Available in {self.ckpt_dir}: {available or 'none'}")
+        if self.agent is None:
+            raise RuntimeError("call Experiment.start() before loading a checkpoint")
+        if resume_training_state:
+            self._ckpt_path = str(path)
+        else:
+            load_weights_only(self.agent, path)
+
+    def delete_buffer_from_disk(self) -> None:
+        """Delete the FIFO part of the replay store (protected data is kept)."""
+        if hasattr(self.dataset, "delete"):
+            self.dataset.delete()

@@ -1,0 +1,148 @@
+"""Helpers of the Experiment facade: input checks, space probing, loggers, the start-up summary."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from amago_pl.envs import make_parallel_envs
+
+_PRECISIONS = {"no": "32-true", "fp16": "16-mixed", "bf16": "bf16-mixed"}
+
+
+def precision_from_mixed(mixed_precision: str) -> str:
+    """The original's accelerate names ("no", "fp16", "bf16") or any Lightning precision string."""
+    if mixed_precision in _PRECISIONS:
+        return _PRECISIONS[mixed_precision]
+    return mixed_precision
+
+
+def validate_experiment(exp: Any) -> None:
+    """Fail at construction, naming the constraint and the fix, instead of deep inside training."""
+    problems = []
+    for name in ("max_seq_len", "parallel_actors", "batch_size", "epochs", "batches_per_update"):
+        value = getattr(exp, name)
+        if not isinstance(value, int) or value <= 0:
+            problems.append(f"{name}={value!r} must be a positive integer")
+    for name in ("train_timesteps_per_epoch", "train_batches_per_epoch", "val_timesteps_per_epoch"):
+        value = getattr(exp, name)
+        if not isinstance(value, int) or value < 0:
+            problems.append(f"{name}={value!r} must be an integer >= 0")
+    if isinstance(exp.traj_save_len, float):
+        if not exp.traj_save_len.is_integer():
+            problems.append(f"traj_save_len={exp.traj_save_len!r} must be an integer")
+        exp.traj_save_len = int(exp.traj_save_len)
+    if isinstance(exp.max_seq_len, int) and exp.traj_save_len < exp.max_seq_len:
+        problems.append(
+            f"traj_save_len={exp.traj_save_len} < max_seq_len={exp.max_seq_len}: files would be shorter than "
+            "a training window; raise traj_save_len (or lower max_seq_len)"
+        )
+    if exp.env_mode not in ("async", "sync", "already_vectorized"):
+        problems.append(f"env_mode={exp.env_mode!r}: use 'async', 'sync' or 'already_vectorized'")
+    if exp.save_trajs_as not in ("npz", "npz-compressed"):
+        hint = " ('traj'/'trajectory' pickles are not supported: files load with allow_pickle=False)"
+        problems.append(f"save_trajs_as={exp.save_trajs_as!r}: use 'npz' or 'npz-compressed'" + hint)
+    if exp.padded_sampling not in ("none", "left", "right", "both"):
+        problems.append(f"padded_sampling={exp.padded_sampling!r}: use 'none', 'left', 'right' or 'both'")
+    if exp.mixed_precision not in _PRECISIONS and exp.mixed_precision not in ("32-true", "16-mixed", "bf16-mixed", "32", "16", "bf16"):
+        problems.append(f"mixed_precision={exp.mixed_precision!r}: use 'no', 'fp16' or 'bf16'")
+    for name in ("make_train_env", "make_val_env"):
+        value = getattr(exp, name)
+        fns = value if isinstance(value, (list, tuple)) else [value]
+        if not fns or not all(callable(f) for f in fns):
+            problems.append(f"{name} must be a callable returning an AMAGOEnv (or a list of them), got {value!r}")
+        elif isinstance(value, (list, tuple)) and len(value) != exp.parallel_actors and exp.env_mode != "already_vectorized":
+            problems.append(f"{name} has {len(value)} callables but parallel_actors={exp.parallel_actors}")
+    if problems:
+        raise ValueError("Invalid Experiment settings:\n  - " + "\n  - ".join(problems))
+
+
+def probe_spaces(
+    make_env: Callable | Sequence[Callable], env_mode: str, parallel_actors: int
+) -> tuple[gym.spaces.Dict, gym.spaces.Box, gym.Space]:
+    """Observation, rl2 and (policy) action spaces, read from one env built in this process."""
+    if env_mode == "already_vectorized":
+        envs = make_parallel_envs(make_env, parallel_actors, mode="already_vectorized")
+    else:
+        first = make_env[0] if isinstance(make_env, (list, tuple)) else make_env
+        envs = make_parallel_envs(first, 1, mode="sync")
+    try:
+        return envs.single_observation_space, envs.rl2_space, envs.single_action_space
+    finally:
+        envs.close()
+
+
+def build_loggers(exp: Any) -> list:
+    """CSV by default (no account needed); wandb when ``log_to_wandb`` (offline mode works);
+    TensorBoard when "tensorboard" is listed in ``loggers``."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    run_dir = str(exp.run_dir)
+    names = [n.lower() for n in exp.loggers]
+    unknown = set(names) - {"csv", "tensorboard", "wandb"}
+    if unknown:
+        raise ValueError(f"unknown logger(s) {sorted(unknown)}: use 'csv', 'tensorboard' or 'wandb'")
+    out: list = []
+    if "csv" in names:
+        out.append(CSVLogger(save_dir=run_dir, name="logs"))
+    if "tensorboard" in names:
+        out.append(TensorBoardLogger(save_dir=run_dir, name="tensorboard"))
+    if exp.log_to_wandb or "wandb" in names:
+        from lightning.pytorch.loggers import WandbLogger
+
+        out.append(
+            WandbLogger(
+                name=exp.run_name,
+                project=exp.wandb_project or "amago_pl",
+                entity=exp.wandb_entity,
+                group=exp.wandb_group_name,
+                save_dir=run_dir,
+                offline=os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled"),
+            )
+        )
+    return out
+
+
+def count_parameters(module: torch.nn.Module, trainable_only: bool = True) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def describe_run(exp: Any, obs_space: gym.Space, action_space: gym.Space) -> str:
+    agent = exp.agent
+    lines = [
+        "=" * 72,
+        f"amago_pl run '{exp.run_name}'  ->  {exp.run_dir}",
+        f"  agent:      {type(agent).__name__}  ({count_parameters(agent):,} trainable parameters)",
+    ]
+    for name in ("tstep_encoder", "traj_encoder", "actor", "critics"):
+        part = getattr(agent, name, None)
+        if isinstance(part, torch.nn.Module):
+            lines.append(f"    {name:<13} {type(part).__name__:<24} {count_parameters(part):>12,}")
+    lines += [
+        f"  observations: {obs_space}",
+        f"  actions:      {action_space}",
+        f"  envs:       {exp.parallel_actors} x {exp.env_mode}, {exp.train_timesteps_per_epoch} steps/actor/epoch",
+        f"  dataset:    {exp.dataset.get_description() if hasattr(exp.dataset, 'get_description') else exp.dataset}",
+        f"  schedule:   {exp.epochs} epochs x {exp.train_batches_per_epoch} batches of {exp.batch_size} x "
+        f"{exp.max_seq_len} steps",
+        f"  devices:    accelerator={exp.accelerator} devices={exp.devices} strategy={exp.strategy} "
+        f"precision={precision_from_mixed(exp.mixed_precision)}",
+        "=" * 72,
+    ]
+    return "\n".join(lines)
+
+
+def load_weights_only(agent: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Copy a checkpoint's weights into ``agent`` (no optimizer or counters): fine-tuning."""
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    state = blob.get("state_dict", blob)
+    missing, unexpected = agent.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(
+            f"checkpoint {path} does not match this agent: missing {sorted(missing)[:10]}, "
+            f"unexpected {sorted(unexpected)[:10]}. Was it trained with a different config?"
+        )

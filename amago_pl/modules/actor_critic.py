@@ -1,0 +1,352 @@
+"""Actor and critic heads on top of the TrajEncoder's state sequence.
+
+Heads are built as ``cls(state_dim, action_dim, discrete, gammas[, num_critics])``; every other
+argument is a gin keyword. One actor MLP emits a distribution per discount factor; the critic
+ensemble is a single batched network (weights stacked over C, one bmm per layer).
+
+Shapes: B batch, L sequence, D state width, K sampled actions, C critics, G gammas, A action
+width, P critic outputs per (critic, gamma) (1, or the number of bins for two-hot critics).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import gin
+import torch
+import torch.nn.functional as F
+from torch import distributions as pyd
+from torch import nn
+
+from amago_pl.modules.ff import MLP, FFBlock, Normalization
+from amago_pl.modules.policy_dists import Discrete, PolicyOutput, TanhGaussian
+from amago_pl.modules.utils import activation_switch, symexp, symlog
+
+# ------------------------------------------------------------------------------ actors
+
+
+class BaseActorHead(nn.Module):
+    """State (B, L, D) -> distribution over (B, L, G, A), one per gamma."""
+
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        discrete: bool,
+        gammas: Sequence[float],
+        continuous_dist_type: type,
+        discrete_dist_type: type,
+    ):
+        super().__init__()
+        self.state_dim = state_dim
+        self.action_dim = action_dim
+        self.discrete = discrete
+        self.num_gammas = len(gammas)
+        self.policy_dist: PolicyOutput = (discrete_dist_type if discrete else continuous_dist_type)(
+            action_dim
+        )
+
+    @property
+    def actions_differentiable(self) -> bool:
+        return self.policy_dist.actions_differentiable
+
+    def forward(
+        self, state: torch.Tensor, straight_from_obs: dict[str, torch.Tensor] | None = None
+    ) -> pyd.Distribution:
+        """state (B, L, D); straight_from_obs: raw obs keys (e.g. action masks), ignored by default."""
+        params = self.params(state)  # (B, L, G * P)
+        # Distributions are built in fp32: bf16 log-probs and tanh inverses lose too much precision.
+        params = params.float().unflatten(
+            -1, (self.num_gammas, self.policy_dist.input_dimension)
+        )  # (B, L, G, P)
+        return self.policy_dist(params)
+
+    def params(self, state: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@gin.configurable
+class Actor(BaseActorHead):
+    """MLP actor head."""
+
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        discrete: bool,
+        gammas: Sequence[float],
+        n_layers: int = 2,
+        d_hidden: int = 256,
+        activation: str = "leaky_relu",
+        dropout_p: float = 0.0,
+        continuous_dist_type: type = TanhGaussian,
+        discrete_dist_type: type = Discrete,
+    ):
+        super().__init__(state_dim, action_dim, discrete, gammas, continuous_dist_type, discrete_dist_type)
+        d_out = self.num_gammas * self.policy_dist.input_dimension
+        self.net = MLP(state_dim, d_hidden, n_layers, d_out, activation=activation, dropout_p=dropout_p)
+
+    def params(self, state: torch.Tensor) -> torch.Tensor:
+        return self.net(state)
+
+
+@gin.configurable
+class ResidualActor(BaseActorHead):
+    """Wider actor of residual pre-norm blocks (BRO, Nauman et al. 2024)."""
+
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        discrete: bool,
+        gammas: Sequence[float],
+        feature_dim: int = 256,
+        residual_ff_dim: int = 512,
+        residual_blocks: int = 2,
+        activation: str = "leaky_relu",
+        normalization: str = "layer",
+        dropout_p: float = 0.0,
+        continuous_dist_type: type = TanhGaussian,
+        discrete_dist_type: type = Discrete,
+    ):
+        super().__init__(state_dim, action_dim, discrete, gammas, continuous_dist_type, discrete_dist_type)
+        self.inp = nn.Sequential(
+            nn.Linear(state_dim, feature_dim),
+            Normalization(normalization, feature_dim),
+            activation_switch(activation)(),
+        )
+        self.blocks = nn.Sequential(
+            *(
+                FFBlock(feature_dim, residual_ff_dim, activation, dropout_p, normalization)
+                for _ in range(residual_blocks)
+            )
+        )
+        self.out_norm = Normalization(normalization, feature_dim)
+        self.out = nn.Linear(feature_dim, self.num_gammas * self.policy_dist.input_dimension)
+
+    def params(self, state: torch.Tensor) -> torch.Tensor:
+        return self.out(self.out_norm(self.blocks(self.inp(state))))
+
+
+# ----------------------------------------------------------------------------- critics
+
+
+class EnsembleLinear(nn.Module):
+    """C independent Linear layers applied with one batched matmul: (C, N, d_in) -> (C, N, d_out)."""
+
+    def __init__(self, num_members: int, d_in: int, d_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_members, d_in, d_out))
+        self.bias = nn.Parameter(torch.empty(num_members, 1, d_out))
+        bound = 1.0 / math.sqrt(d_in)  # nn.Linear's default init, per member
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleMLP(nn.Module):
+    """``n_layers`` hidden layers of width ``d_hidden`` per member, then the output layer."""
+
+    def __init__(
+        self,
+        num_members: int,
+        d_in: int,
+        d_hidden: int,
+        n_layers: int,
+        d_out: int,
+        activation: str,
+        dropout_p: float,
+    ):
+        super().__init__()
+        act = activation_switch(activation)
+        layers: list[nn.Module] = []
+        width = d_in
+        for _ in range(n_layers):
+            layers += [EnsembleLinear(num_members, width, d_hidden), act(), nn.Dropout(dropout_p)]
+            width = d_hidden
+        layers.append(EnsembleLinear(num_members, width, d_out))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (C, N, d_in) -> (C, N, d_out)
+
+
+class BaseCriticHead(nn.Module):
+    """``forward(state (B, L, D), actions (K, B, L, G, A)) -> out (K, B, L, C, G, P)``;
+    ``values(out) -> (K, B, L, C, G, 1)`` raw critic values (before PopArt)."""
+
+    def __init__(
+        self, state_dim: int, action_dim: int, discrete: bool, gammas: Sequence[float], num_critics: int
+    ):
+        super().__init__()
+        self.state_dim = state_dim
+        self.action_dim = action_dim
+        self.discrete = discrete
+        self.num_critics = num_critics
+        self.num_gammas = len(gammas)
+        # symlog(1/(1-gamma)): the effective horizon tells a shared (s, a) network which gamma to value.
+        horizon = symlog(1.0 / (1.0 - torch.as_tensor(list(gammas), dtype=torch.float32)))
+        self.register_buffer("gamma_features", horizon.unsqueeze(-1), persistent=False)  # (G, 1)
+
+    def _state_action_input(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """[state, horizon feature, action] for every (K, gamma): (K, B, L, G, D + 1 + A)."""
+        K, B, L, G, _ = actions.shape
+        s = state.unsqueeze(0).unsqueeze(3).expand(K, B, L, G, state.shape[-1])
+        h = self.gamma_features.to(state.dtype).expand(K, B, L, G, 1)
+        # Keep actions strictly inside (-1, 1): +-1 inputs are out of the policy's (tanh) range.
+        a = actions.to(state.dtype).clamp(-0.999, 0.999)
+        return torch.cat((s, h, a), dim=-1)
+
+    def _run_ensemble(self, net: EnsembleMLP, inp: torch.Tensor) -> torch.Tensor:
+        """(..., d_in) -> (C, ..., d_out): every member sees the same inputs."""
+        flat = inp.reshape(1, -1, inp.shape[-1]).expand(self.num_critics, -1, -1)  # (C, N, d_in)
+        out = net(flat)  # (C, N, d_out)
+        return out.reshape(self.num_critics, *inp.shape[:-1], out.shape[-1])
+
+    def values(self, out: torch.Tensor) -> torch.Tensor:
+        return out
+
+
+@gin.configurable
+class NCritics(BaseCriticHead):
+    """Ensemble of scalar critics.
+
+    Discrete: state -> G*A Q-values, dotted with the action (soft one-hot or probabilities), so
+    V(s) = sum_a pi(a|s) Q(s, a) is exact. Continuous: [state, horizon(gamma), action] -> scalar,
+    evaluated for every (K, gamma).
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        discrete: bool,
+        gammas: Sequence[float],
+        num_critics: int,
+        d_hidden: int = 256,
+        n_layers: int = 2,
+        dropout_p: float = 0.0,
+        activation: str = "leaky_relu",
+    ):
+        super().__init__(state_dim, action_dim, discrete, gammas, num_critics)
+        d_in = state_dim if discrete else state_dim + 1 + action_dim
+        d_out = self.num_gammas * action_dim if discrete else 1
+        self.net = EnsembleMLP(num_critics, d_in, d_hidden, n_layers, d_out, activation, dropout_p)
+
+    def forward(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        K, B, L, G, A = actions.shape
+        if self.discrete:
+            q_all = self._run_ensemble(self.net, state).float()  # (C, B, L, G * A)
+            q_all = q_all.unflatten(-1, (G, A)).permute(1, 2, 0, 3, 4)  # (B, L, C, G, A)
+            q = torch.einsum("blcga,kblga->kblcg", q_all, actions.float()).unsqueeze(-1)
+        else:
+            out = self._run_ensemble(
+                self.net, self._state_action_input(state, actions)
+            ).float()  # (C, K, B, L, G, 1)
+            q = out.permute(1, 2, 3, 0, 4, 5)
+        assert q.shape == (K, B, L, self.num_critics, G, 1)
+        return q
+
+
+@gin.configurable
+class NCriticsTwoHot(BaseCriticHead):
+    """Ensemble of classification critics: a categorical over ``output_bins`` return bins.
+
+    Bins are evenly spaced in symlog space (``use_symlog``), so one network covers returns from
+    ~0 to ~1e5 without PopArt. Inputs are [state, horizon(gamma), action] for both discrete
+    (one-hot actions) and continuous spaces. Bounds are in reward_multiplier-scaled units.
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        discrete: bool,
+        gammas: Sequence[float],
+        num_critics: int,
+        d_hidden: int = 256,
+        n_layers: int = 2,
+        dropout_p: float = 0.0,
+        activation: str = "leaky_relu",
+        min_return: float | None = None,
+        max_return: float | None = None,
+        output_bins: int = 128,
+        use_symlog: bool = True,
+        label_type: str = "twohot",
+        sigma: float = 0.75,
+        init_value: float | None = None,
+    ):
+        super().__init__(state_dim, action_dim, discrete, gammas, num_critics)
+        if min_return is None or max_return is None:
+            warnings.warn(
+                "NCriticsTwoHot.min_return/max_return are unset; using +-1e5 (scaled return units). "
+                "Tighter bounds give finer value resolution.",
+                stacklevel=2,
+            )
+        if label_type not in ("twohot", "hlgauss"):
+            raise ValueError(f"label_type must be 'twohot' or 'hlgauss', got {label_type!r}")
+        self.min_return = -1e5 if min_return is None else min_return
+        self.max_return = 1e5 if max_return is None else max_return
+        self.output_bins = output_bins
+        self.use_symlog = use_symlog
+        self.label_type = label_type
+        self.sigma = sigma
+        lo, hi = torch.tensor(self.min_return), torch.tensor(self.max_return)
+        if use_symlog:
+            lo, hi = symlog(lo), symlog(hi)
+        self.register_buffer("bins", torch.linspace(float(lo), float(hi), output_bins))  # (P,)
+        self.net = EnsembleMLP(
+            num_critics, state_dim + 1 + action_dim, d_hidden, n_layers, output_bins, activation, dropout_p
+        )
+        if init_value is not None:
+            # Start every critic at a confident prediction of init_value.
+            last = self.net.net[-1]
+            nn.init.zeros_(last.weight)
+            with torch.no_grad():
+                last.bias.copy_(
+                    torch.log(self.raw_vals_to_labels(torch.tensor([init_value])) + 1e-3).expand_as(last.bias)
+                )
+
+    def forward(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        K, B, L, G, A = actions.shape
+        out = self._run_ensemble(
+            self.net, self._state_action_input(state, actions)
+        ).float()  # (C, K, B, L, G, P)
+        logits = out.permute(1, 2, 3, 0, 4, 5)
+        assert logits.shape == (K, B, L, self.num_critics, G, self.output_bins)
+        return logits
+
+    def values(self, out: torch.Tensor) -> torch.Tensor:
+        return self.bin_dist_to_raw_vals(out)
+
+    def bin_dist_to_raw_vals(self, logits: torch.Tensor) -> torch.Tensor:
+        """(..., P) logits -> (..., 1) expected value in return units."""
+        expected = (F.softmax(logits.float(), dim=-1) * self.bins).sum(-1, keepdim=True)
+        return symexp(expected) if self.use_symlog else expected
+
+    def raw_vals_to_labels(self, values: torch.Tensor) -> torch.Tensor:
+        """(..., 1) returns -> (..., P) target probabilities over the bins."""
+        x = values.float()
+        x = symlog(x) if self.use_symlog else x
+        x = x.clamp(self.bins[0], self.bins[-1])
+        if self.label_type == "twohot":
+            # Split the mass between the two neighbouring bins, linearly in (symlog) value.
+            upper = torch.searchsorted(self.bins, x.contiguous(), right=True).clamp(1, self.output_bins - 1)
+            lower = upper - 1
+            b_lo, b_hi = self.bins[lower], self.bins[upper]
+            w_hi = ((x - b_lo) / (b_hi - b_lo)).clamp(0.0, 1.0)
+            labels = torch.zeros(*x.shape[:-1], self.output_bins, device=x.device)
+            labels.scatter_add_(-1, lower, 1.0 - w_hi)
+            labels.scatter_add_(-1, upper, w_hi)
+            return labels
+        # HL-Gauss (Imani & White 2018; Farebrother et al. 2024): a Gaussian of std sigma * bin width,
+        # integrated over each bin.
+        width = self.bins[1] - self.bins[0]
+        edges = torch.cat((self.bins - width / 2, self.bins[-1:] + width / 2))  # (P + 1,)
+        cdf = torch.special.ndtr((edges - x) / (self.sigma * width))  # (..., P + 1)
+        mass = cdf[..., 1:] - cdf[..., :-1]
+        return mass / mass.sum(-1, keepdim=True).clamp_min(1e-8)

@@ -1,0 +1,245 @@
+"""Self-attention kernels used by the Transformer trajectory encoder.
+
+Every kernel works on already-projected heads and has two entry points:
+
+* ``forward(q, k, v)``: a fresh training sequence, q/k/v (B, L, H, Dh) -> (B, L, H, Dh).
+* ``forward_cached(q, k_cache, v_cache, q_pos, k_pos, valid)``: one rollout step against a KV cache
+  stored head-major, (B, H, S, Dh), which is the layout the CPU/CUDA kernels read fastest. The cache is a ring buffer, so slot order says nothing about time; ``q_pos`` (B,) and ``k_pos``
+  (B, S) give each token's index inside the current context window (0 = oldest kept token), which is
+  exactly the index it would have in a fresh forward pass over that window.
+
+Which keys a query may see is decided by :meth:`SelfAttention.allowed` on those indices, so causal,
+sliding-window and flex ``mask_mod`` patterns behave identically in training and in cached rollouts.
+
+The configurable kernels register with gin under ``amago_pl.modules.transformer`` (where the original
+library defined them), so full-path bindings such as
+``amago_pl.modules.transformer.SlidingWindowFlexAttention.window_size`` keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gin
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+try:  # optional CUDA kernel (pip install amago_pl[flash])
+    from flash_attn import flash_attn_func
+except ImportError:  # pragma: no cover - depends on the machine
+    flash_attn_func = None
+
+try:
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+except ImportError:  # pragma: no cover - torch < 2.5
+    create_block_mask = flex_attention = None
+
+
+class SelfAttention(nn.Module):
+    """Base class: built as ``cls(causal=True, dropout=p)``; the default kernel is torch SDPA.
+
+    Subclasses change the visibility pattern by overriding :meth:`allowed` and/or the kernel by
+    overriding :meth:`attend`.
+    """
+
+    def __init__(self, causal: bool = True, dropout: float = 0.0):
+        super().__init__()
+        self.causal = causal
+        self.dropout = dropout
+
+    @property
+    def dropout_p(self) -> float:
+        return self.dropout if self.training else 0.0
+
+    def allowed(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor | None:
+        """Broadcastable bool mask, True where query ``q_pos`` may attend to key ``k_pos``; None = all."""
+        return k_pos <= q_pos if self.causal else None
+
+    def attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Head-major q (B, H, Lq, Dh), k/v (B, H, Lk, Dh); mask broadcastable to (B, H, Lq, Lk)."""
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout_p)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        L = q.shape[1]
+        pos = torch.arange(L, device=q.device)
+        mask = self.allowed(pos[:, None], pos[None, :])  # (L, L)
+        out = self.attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask)  # (B, H, L, Dh)
+        return out.transpose(1, 2)  # (B, L, H, Dh)
+
+    def forward_cached(
+        self,
+        q: torch.Tensor,
+        k_cache: torch.Tensor,
+        v_cache: torch.Tensor,
+        q_pos: torch.Tensor,
+        k_pos: torch.Tensor,
+        valid: torch.Tensor,
+    ) -> torch.Tensor:
+        """q (B, 1, H, Dh); head-major caches (B, H, S, Dh); q_pos (B,); k_pos, valid (B, S) -> (B, 1, H, Dh)."""
+        mask = valid[:, None, None, :]  # (B, 1, 1, S): never look at empty or stale slots
+        pattern = self.allowed(q_pos[:, None, None, None], k_pos[:, None, None, :])
+        if pattern is not None:
+            mask = mask & pattern
+        out = self.attend(q.transpose(1, 2), k_cache, v_cache, mask)  # (B, H, 1, Dh)
+        return out.transpose(1, 2)  # (B, 1, H, Dh)
+
+
+def _explicit_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    dropout_p: float,
+    score_mod: Callable | None = None,
+) -> torch.Tensor:
+    """Textbook softmax attention on head-major tensors; ``score_mod`` follows flex's signature."""
+    scores = torch.einsum("bhqd,bhkd->bhqk", q, k) * q.shape[-1] ** -0.5  # (B, H, Lq, Lk)
+    if score_mod is not None:
+        B, H, Lq, Lk = scores.shape
+        dev = scores.device
+        scores = score_mod(
+            scores,
+            torch.arange(B, device=dev)[:, None, None, None],
+            torch.arange(H, device=dev)[None, :, None, None],
+            torch.arange(Lq, device=dev)[None, None, :, None],
+            torch.arange(Lk, device=dev)[None, None, None, :],
+        )
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    probs = F.dropout(torch.softmax(scores, dim=-1), p=dropout_p)
+    return probs @ v  # (B, H, Lq, Dh)
+
+
+class VanillaAttention(SelfAttention):
+    """Plain PyTorch softmax attention (materialises the score matrix); a readable reference."""
+
+    def attend(self, q, k, v, mask):
+        return _explicit_attention(q, k, v, mask, self.dropout_p)
+
+
+@gin.configurable(module="amago_pl.modules.transformer")
+class FlashAttention(SelfAttention):
+    """FlashAttention-2 when ``flash_attn`` is installed and the inputs are on CUDA; otherwise torch SDPA
+    with the same mask, so this default also runs on CPU.
+
+    Args:
+        window_size: (left, right) as in flash_attn: a query at i sees keys in [i - left, i + right];
+            -1 means unbounded. (-1, -1) is full causal attention.
+    """
+
+    def __init__(self, causal: bool = True, dropout: float = 0.0, window_size: tuple[int, int] = (-1, -1)):
+        super().__init__(causal=causal, dropout=dropout)
+        self.window_size = tuple(window_size)
+
+    def allowed(self, q_pos, k_pos):
+        left, right = self.window_size
+        mask = super().allowed(q_pos, k_pos)
+        for bound in (
+            (q_pos - k_pos <= left) if left >= 0 else None,
+            (k_pos - q_pos <= right) if right >= 0 else None,
+        ):
+            if bound is not None:
+                mask = bound if mask is None else mask & bound
+        return mask
+
+    def forward(self, q, k, v):
+        if flash_attn_func is not None and q.is_cuda:
+            # flash_attn only takes half precision; cast in and back out.
+            out = flash_attn_func(
+                q.bfloat16(),
+                k.bfloat16(),
+                v.bfloat16(),
+                dropout_p=self.dropout_p,
+                causal=self.causal,
+                window_size=self.window_size,
+            )
+            return out.to(q.dtype)  # (B, L, H, Dh)
+        if self.window_size == (-1, -1):
+            # SDPA's fused causal path skips building an (L, L) mask.
+            out = F.scaled_dot_product_attention(
+                q.transpose(1, 2),
+                k.transpose(1, 2),
+                v.transpose(1, 2),
+                dropout_p=self.dropout_p,
+                is_causal=self.causal,
+            )
+            return out.transpose(1, 2)
+        return super().forward(q, k, v)
+
+
+class FlexAttention(SelfAttention):
+    """torch ``flex_attention`` with user ``score_mod(score, b, h, q_idx, kv_idx)`` and
+    ``mask_mod(b, h, q_idx, kv_idx)`` functions.
+
+    The compiled flex kernel is used for training passes on CUDA without attention dropout (flex has
+    no dropout). Elsewhere (CPU, dropout, cached rollout steps) the same functions are evaluated on
+    broadcast index tensors and applied to an explicit score matrix, which gives identical results.
+    """
+
+    _compiled_flex: Callable | None = None
+
+    def __init__(
+        self,
+        score_mod: Callable | None = None,
+        mask_mod: Callable | None = None,
+        causal: bool = True,
+        dropout: float = 0.0,
+    ):
+        super().__init__(causal=causal, dropout=dropout)
+        self.score_mod = score_mod
+        self.mask_mod = mask_mod
+
+    def allowed(self, q_pos, k_pos):
+        mask = super().allowed(q_pos, k_pos)
+        if self.mask_mod is not None:
+            extra = self.mask_mod(None, None, q_pos, k_pos)
+            mask = extra if mask is None else mask & extra
+        return mask
+
+    def attend(self, q, k, v, mask):
+        return _explicit_attention(q, k, v, mask, self.dropout_p, self.score_mod)
+
+    def forward(self, q, k, v):
+        if flex_attention is not None and q.is_cuda and self.dropout_p == 0.0:
+            return self._flex_forward(q, k, v)
+        return super().forward(q, k, v)
+
+    def _flex_forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        B, L, H, _ = q.shape
+
+        def mask_mod(b, h, q_idx, kv_idx):
+            pattern = self.allowed(q_idx, kv_idx)
+            return q_idx >= 0 if pattern is None else pattern  # q_idx >= 0: "everything visible"
+
+        if FlexAttention._compiled_flex is None:
+            FlexAttention._compiled_flex = torch.compile(flex_attention, dynamic=False)
+        block_mask = create_block_mask(mask_mod, B=None, H=None, Q_LEN=L, KV_LEN=L, device=q.device)
+        out = FlexAttention._compiled_flex(
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            score_mod=self.score_mod,
+            block_mask=block_mask,
+        )
+        return out.transpose(1, 2)  # (B, L, H, Dh)
+
+
+@gin.configurable(module="amago_pl.modules.transformer")
+class SlidingWindowFlexAttention(FlexAttention):
+    """Causal attention restricted to the last ``window_size`` keys (a query at i sees i - window_size..i).
+
+    Args:
+        window_size: required; there is no sensible default because it trades memory for cost.
+    """
+
+    def __init__(self, causal: bool = True, dropout: float = 0.0, window_size: int = gin.REQUIRED):
+        super().__init__(causal=causal, dropout=dropout)
+        self.window_size = int(window_size)
+
+    def allowed(self, q_pos, k_pos):
+        window = (q_pos - k_pos) <= self.window_size
+        mask = super().allowed(q_pos, k_pos)
+        return window if mask is None else mask & window

@@ -1,0 +1,203 @@
+"""The agent's losses as pure functions: tensors in, a dict of named tensors out.
+
+Shapes: B batch, L observation-sequence length (so L-1 transitions), C critics, G gammas, K
+sampled actions, P bins. Masks are (B, L-1) bool: transition t is real iff observation t+1 is.
+Every loss is a mean over the *valid elements* (time x critic x gamma), not per sequence, which
+is what the original's ``masked_avg`` computes (inventory 4.2).
+"""
+
+from __future__ import annotations
+
+import gin
+import torch
+import torch.nn.functional as F
+
+MASK_EPS = 1e-5
+
+
+def _expand_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B, L-1) mask -> float mask broadcast to ``like``'s full shape."""
+    m = mask.to(torch.float32).reshape(*mask.shape, *([1] * (like.dim() - mask.dim())))
+    return m.expand_as(like)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` (B, L-1, ...) over the elements whose (b, t) is valid."""
+    m = _expand_mask(mask, x)
+    return (x.float() * m).sum() / (m.sum() + MASK_EPS)
+
+
+# ------------------------------------------------------------------------------ filters
+
+
+@gin.configurable
+def binary_filter(adv: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
+    """Imitate only actions the critic thinks beat the policy (CRR's binary filter)."""
+    return (adv > threshold).to(adv.dtype)
+
+
+@gin.configurable
+def exp_filter(
+    adv: torch.Tensor,
+    beta: float = 1.0,
+    clip_adv_low: float | None = None,
+    clip_adv_high: float | None = None,
+    clip_weights_low: float | None = 1e-7,
+    clip_weights_high: float | None = None,
+) -> torch.Tensor:
+    """AWAC/CRR exponential weights exp(beta * A)."""
+    adv = (
+        adv.clamp(clip_adv_low, clip_adv_high)
+        if (clip_adv_low is not None or clip_adv_high is not None)
+        else adv
+    )
+    weights = torch.exp(beta * adv)
+    if clip_weights_low is not None or clip_weights_high is not None:
+        weights = weights.clamp(clip_weights_low, clip_weights_high)
+    return weights
+
+
+@gin.configurable
+def leaky_relu_filter(
+    adv: torch.Tensor,
+    beta: float = 2.0,
+    tau: float = 1e-2,
+    neg_slope: float = 0.05,
+    target_f0: float = 1e-2,
+    clip_weights_low: float | None = 1e-7,
+    clip_weights_high: float | None = 10.0,
+    add_binary: bool = True,
+) -> torch.Tensor:
+    """A leaky ramp in A (shifted so that f(0) = target_f0), plus a binary term if ``add_binary``.
+
+    Positive advantages grow linearly (gentler than exp); negative ones keep a small weight
+    ``neg_slope`` so the actor still sees some gradient from disapproved actions.
+    """
+    x = beta * adv / tau
+    ramp = tau * F.leaky_relu(x, negative_slope=neg_slope) + target_f0
+    if add_binary:
+        ramp = ramp + (adv > 0).to(adv.dtype)
+    return ramp.clamp(clip_weights_low, clip_weights_high)
+
+
+# ---------------------------------------------------------------------------- TD target
+
+
+def reduce_critic_ensemble(
+    q: torch.Tensor, num_critics_td: int, use_min: bool, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """REDQ: per (b, t, g) draw ``num_critics_td`` critic indices with replacement, take min or mean.
+
+    q: (B, L-1, C, G, 1) -> (B, L-1, 1, G, 1). ``min`` curbs overestimation when the actor chases
+    Q (online_coeff > 0); the mean is used for pure filtered BC, where overestimation is harmless.
+    """
+    B, T, C, G, _ = q.shape
+    idx = torch.randint(0, C, (B, T, num_critics_td, G, 1), device=q.device, generator=generator)
+    subset = q.gather(2, idx)  # (B, L-1, num_critics_td, G, 1)
+    return subset.min(2, keepdim=True).values if use_min else subset.mean(2, keepdim=True)
+
+
+def nstep_return(
+    rewards: torch.Tensor,
+    dones: torch.Tensor,
+    next_values: torch.Tensor,
+    gammas: torch.Tensor,
+    mask: torch.Tensor,
+    n_step: int = 1,
+) -> torch.Tensor:
+    """n-step TD targets, cut short at the end of the real sequence.
+
+    rewards, dones: (B, L-1, 1, G, 1) (scaled rewards; dones = terminated only, so truncated
+    episodes bootstrap); next_values: (B, L-1, 1, G, 1), entry t = V(s_{t+1}); gammas (G,);
+    mask (B, L-1). Target_t = sum_{i<m} g^i r_{t+i} + g^m V(s_{t+m}) with m = min(n, steps left),
+    and every term after a terminal step is zeroed. n=1 gives r + g (1 - d) V(s').
+    """
+    T = rewards.shape[1]
+    gam = gammas.to(torch.float32).reshape(1, 1, 1, -1, 1)
+    valid = _expand_mask(mask, rewards)
+    rewards, dones, next_values = rewards.float(), dones.float(), next_values.float()
+    ret = torch.zeros_like(rewards)
+    boot = torch.zeros_like(rewards)
+    disc = torch.ones_like(rewards)
+
+    def shift(x: torch.Tensor, i: int) -> torch.Tensor:
+        # Entry t becomes x[t + i]; positions beyond the sequence read zeros (= invalid).
+        return x if i == 0 else F.pad(x[:, i:], (0, 0, 0, 0, 0, 0, 0, i))
+
+    for i in range(min(n_step, T)):
+        v_i = shift(valid, i)
+        ret = ret + v_i * disc * shift(rewards, i)
+        disc_next = disc * gam * (1.0 - shift(dones, i))
+        boot = torch.where(v_i > 0, disc_next * shift(next_values, i), boot)
+        disc = torch.where(v_i > 0, disc_next, disc)
+    return ret + boot
+
+
+# ------------------------------------------------------------------------------ critics
+
+
+def critic_loss_mse(
+    q_pred: torch.Tensor, td_target: torch.Tensor, mask: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """q_pred: (B, L-1, C, G, 1) PopArt-normalised predictions; td_target: (B, L-1, 1, G, 1) normalised."""
+    assert q_pred.dim() == 5 and td_target.shape[2] == 1, (q_pred.shape, td_target.shape)
+    err = (q_pred.float() - td_target.detach().float()).square()  # (B, L-1, C, G, 1)
+    assert err.shape == q_pred.shape
+    return {"loss_critic": masked_mean(err, mask)}
+
+
+def critic_loss_twohot(
+    logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """logits: (B, L-1, C, G, P); labels: (B, L-1, 1, G, P) target bin probabilities (two-hot/HL-Gauss)."""
+    assert logits.dim() == 5 and labels.shape[2] == 1 and labels.shape[-1] == logits.shape[-1]
+    ce = -(labels.detach().float() * F.log_softmax(logits.float(), dim=-1)).sum(
+        -1, keepdim=True
+    )  # (B, L-1, C, G, 1)
+    assert ce.shape == (*logits.shape[:-1], 1)
+    return {"loss_critic": masked_mean(ce, mask)}
+
+
+# -------------------------------------------------------------------------------- actor
+
+
+def actor_loss(
+    logp_buffer: torch.Tensor,
+    advantage: torch.Tensor,
+    mask: torch.Tensor,
+    online_coeff: float,
+    offline_coeff: float,
+    dpg_value: torch.Tensor | None = None,
+    filter_func=binary_filter,
+    fake_filter: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Online DPG term plus advantage-filtered behaviour cloning.
+
+    logp_buffer: (B, L-1, G, 1) log pi(a_buffer | s); advantage: (B, L-1, G, 1) (no grad);
+    dpg_value: (B, L-1, G, 1) normalised min_C Q(s, a~pi), differentiable w.r.t. the actor only
+    (needed when online_coeff > 0). No entropy term: exploration comes from the wrappers.
+    """
+    assert logp_buffer.dim() == 4 and logp_buffer.shape == advantage.shape, (
+        logp_buffer.shape,
+        advantage.shape,
+    )
+    out: dict[str, torch.Tensor] = {}
+    loss = torch.zeros_like(logp_buffer, dtype=torch.float32)  # (B, L-1, G, 1)
+    if online_coeff > 0:
+        assert dpg_value is not None and dpg_value.shape == logp_buffer.shape, (
+            "online_coeff > 0 needs dpg_value"
+        )
+        loss = loss - online_coeff * dpg_value.float()
+        out["dpg_term"] = masked_mean(-dpg_value, mask).detach()
+    if offline_coeff > 0:
+        adv = advantage.detach().float()
+        weights = torch.ones_like(adv) if fake_filter else filter_func(adv).float()  # (B, L-1, G, 1)
+        assert weights.shape == adv.shape
+        loss = loss - offline_coeff * weights * logp_buffer.float()
+        out["filter_mean"] = masked_mean(weights, mask).detach()
+        out["filter_approval"] = masked_mean((adv > 0).float(), mask).detach()
+        out["filter_approval_last_gamma"] = masked_mean((adv[..., -1:, :] > 0).float(), mask).detach()
+        out["logp_buffer_mean"] = masked_mean(logp_buffer, mask).detach()
+    assert loss.shape == logp_buffer.shape
+    out["loss_actor"] = masked_mean(loss, mask)
+    return out

@@ -1,0 +1,91 @@
+"""Small shared pieces of the nets: activations, symlog/symexp and the running input normaliser."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gin
+import torch
+from torch import nn
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "leaky_relu": nn.LeakyReLU,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "mish": nn.Mish,
+}
+
+
+def activation_switch(name: str) -> Callable[[], nn.Module]:
+    """Map an activation name to a factory; call the result to get a fresh module."""
+    try:
+        return _ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"Unknown activation {name!r}; choose from {sorted(_ACTIVATIONS)}") from None
+
+
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) * log(1 + |x|): compresses large magnitudes but is ~identity near zero (DreamerV3)."""
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def symexp(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`symlog`."""
+    return torch.sign(x) * torch.expm1(x.abs())
+
+
+@gin.configurable(denylist=["skip"])
+class InputNorm(nn.Module):
+    """Running mean / second-moment normaliser over the last dimension.
+
+    The statistics are an EMA whose rate is bias-corrected (``beta / (1 - (1-beta)^t)``), so the
+    first update uses the batch statistics outright instead of being dragged toward the initial
+    values. They change only in training mode and only from real (unmasked) timesteps, so padding
+    never leaks into them. All statistics are buffers and therefore travel with the state_dict.
+
+    Args:
+        dim: feature width.
+        beta: EMA rate after bias correction has worn off.
+        init_nu: initial second moment (so the initial sigma is ~1).
+        skip: pass inputs through unchanged (the buffers still exist, for checkpoint compatibility).
+    """
+
+    def __init__(self, dim: int, beta: float = 1e-4, init_nu: float = 1.0, skip: bool = False):
+        super().__init__()
+        self.dim = dim
+        self.beta = beta
+        self.skip = skip
+        self.register_buffer("mu", torch.zeros(dim))
+        self.register_buffer("nu", torch.full((dim,), float(init_nu)))
+        self.register_buffer("t", torch.zeros((), dtype=torch.long))
+
+    @property
+    def sigma(self) -> torch.Tensor:
+        var = (self.nu - self.mu.square()).clamp_min(0.0) + 1e-5
+        return var.sqrt().clamp(1e-3, 1e6)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (..., D); mask: x.shape[:-1] bool (True = real step) or None -> (..., D)."""
+        if self.skip:
+            return x
+        if self.training:
+            self.update_stats(x, mask)
+        return self.normalize(x)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        sigma = self.sigma
+        # Near-constant features would blow up when divided by a tiny sigma: only centre them.
+        scale = torch.where(sigma > 0.01, sigma, torch.ones_like(sigma))
+        return ((x - self.mu) / scale).clamp(-1e4, 1e4)
+
+    @torch.no_grad()
+    def update_stats(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        flat = x.detach().reshape(-1, self.dim).float()  # (N, D)
+        if mask is not None:
+            flat = flat[mask.reshape(-1).bool()]
+        if flat.shape[0] == 0:
+            return
+        self.t += 1
+        beta_t = self.beta / (1.0 - (1.0 - self.beta) ** self.t.item())
+        self.mu.mul_(1.0 - beta_t).add_(beta_t * flat.mean(0))
+        self.nu.mul_(1.0 - beta_t).add_(beta_t * flat.square().mean(0))

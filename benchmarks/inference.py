@@ -1,0 +1,94 @@
+"""Rollout and training speed of the default Transformer trajectory encoder (CPU-friendly).
+
+Measures, for 16 parallel envs, the time of one rollout step at several context lengths with the KV
+cache in its steady state (full, so every step overwrites the oldest token) against recomputing the
+whole context every step, plus one forward+backward pass at training size. Prints a markdown table.
+
+    python benchmarks/inference.py [--device cpu] [--steps 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+
+from amago_pl.modules.traj_encoders import TformerTrajEncoder
+
+TSTEP_DIM = 256  # FFTstepEncoder's default output width
+
+
+def _timeit(fn: Callable[[], object], steps: int, warmup: int = 3, device: str = "cpu") -> float:
+    """Median seconds per call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def bench_rollout(context: int, n_envs: int, steps: int, device: str) -> tuple[float, float]:
+    torch.manual_seed(0)
+    model = TformerTrajEncoder(TSTEP_DIM, context).to(device).eval()
+    token = torch.randn(n_envs, 1, TSTEP_DIM, device=device)
+    with torch.inference_mode():
+        cache = model.init_hidden_state(n_envs, device)
+        # Steady state: a full cache of real-looking entries, far into the episode.
+        cache.k.normal_()
+        cache.v.normal_()
+        cache.count.fill_(3 * context + 7)
+        t = torch.full((n_envs, 1), 3 * context + 7, device=device, dtype=torch.long)
+        cached = _timeit(lambda: model(token, t, cache), steps, device=device)
+
+        seq = torch.randn(n_envs, context, TSTEP_DIM, device=device)
+        times = torch.arange(context, device=device).expand(n_envs, context)
+        recompute = _timeit(lambda: model(seq, times)[0][:, -1], max(3, steps // 10), device=device)
+    return cached, recompute
+
+
+def bench_train(batch: int, seq_len: int, steps: int, device: str) -> float:
+    torch.manual_seed(0)
+    model = TformerTrajEncoder(TSTEP_DIM, seq_len).to(device).train()
+    seq = torch.randn(batch, seq_len, TSTEP_DIM, device=device)
+    times = torch.arange(seq_len, device=device).expand(batch, seq_len)
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        model(seq, times)[0].square().mean().backward()
+
+    return _timeit(step, steps, warmup=2, device=device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=50, help="timed rollout steps per setting")
+    parser.add_argument("--envs", type=int, default=16)
+    parser.add_argument("--contexts", type=int, nargs="+", default=[64, 256, 1024])
+    args = parser.parse_args()
+
+    print(f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__}\n")
+    print("| context | cached step (ms) | recompute step (ms) | speed-up |")
+    print("|---:|---:|---:|---:|")
+    cached_ms = {}
+    for ctx in args.contexts:
+        cached, recompute = bench_rollout(ctx, args.envs, args.steps, args.device)
+        cached_ms[ctx] = cached * 1e3
+        print(f"| {ctx} | {cached * 1e3:.2f} | {recompute * 1e3:.2f} | {recompute / cached:.1f}x |")
+    lo, hi = min(args.contexts), max(args.contexts)
+    print(f"\ncached step at {hi} / at {lo}: {cached_ms[hi] / cached_ms[lo]:.2f}x")
+    train = bench_train(24, 256, 5, args.device)
+    print(f"\n| training forward+backward (batch 24, seq 256, default Transformer) | {train * 1e3:.1f} ms |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The T-Maze run written as a plain Lightning script (no Experiment): data, agent, callbacks,
+loggers, Trainer, fit. Every Trainer feature works as usual (devices, strategy="ddp", precision,
+accumulate_grad_batches, gradient_clip_val, loggers, ckpt_path="last").
+
+    python examples/trainer_fit_script.py --epochs 20
+    python examples/trainer_fit_script.py --resume          # continue from runs/<run>/ckpts/last.ckpt
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import gin
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from amago_pl.callbacks import ConfigLoggingCallback, EvalCallback, RolloutCallback, SummaryCallback
+from amago_pl.datamodules import DiskTrajDataset
+from amago_pl.envs import AMAGOEnv, EpsilonGreedy
+from amago_pl.envs.builtin.tmaze import TMazeAltPassive
+from amago_pl.modules.agent import Agent
+from amago_pl.modules.traj_encoders import TformerTrajEncoder
+from amago_pl.modules.tstep_encoders import FFTstepEncoder
+
+GIN = """
+Agent.reward_multiplier = 100.0
+Agent.gamma = 0.9999
+Agent.tau = 0.01
+Agent.learning_rate = 3e-4
+Agent.lr_warmup_steps = 100
+FFTstepEncoder.d_hidden = 128
+FFTstepEncoder.d_output = 64
+FFTstepEncoder.normalize_inputs = False
+TformerTrajEncoder.d_model = 128
+TformerTrajEncoder.d_ff = 512
+TformerTrajEncoder.n_layers = 2
+TformerTrajEncoder.n_heads = 4
+EpsilonGreedy.steps_anneal = 400
+"""
+
+
+class MakeTMaze:
+    """A picklable env factory (async env workers may need to pickle it)."""
+
+    def __init__(self, corridor: int):
+        self.corridor = corridor
+
+    def __call__(self) -> AMAGOEnv:
+        return AMAGOEnv(TMazeAltPassive(corridor_length=self.corridor, penalty=-1.0 / self.corridor), env_name=f"TMaze{self.corridor}")
+
+
+def build(run_dir: Path, corridor: int, epochs: int, batches: int, actors: int, workers: int, **trainer_kwargs):
+    make_env = MakeTMaze(corridor)
+    horizon = corridor + 1
+    probe = make_env()
+    agent = Agent(probe.observation_space, probe.rl2_space, probe.action_space, horizon, FFTstepEncoder, TformerTrajEncoder)
+    probe.close()
+    dataset = DiskTrajDataset(dset_root=str(run_dir.parent), dset_name=run_dir.name, dset_max_size=5000)
+    dataset.configure(batch_size=24, max_seq_len=horizon, train_batches_per_epoch=batches, dloader_workers=workers)
+    callbacks = [
+        RolloutCallback(
+            make_env,
+            parallel_actors=actors,
+            env_mode="sync",
+            timesteps_per_epoch=2 * horizon,
+            max_seq_len=horizon,
+            traj_save_len=horizon + 1,
+            stagger_traj_file_lengths=False,
+            exploration_wrapper_type=EpsilonGreedy,
+            sample_actions=False,
+        ),
+        EvalCallback(make_env, parallel_actors=actors, timesteps=horizon + 1, env_mode="sync", sample_actions=False),
+        ModelCheckpoint(dirpath=run_dir / "ckpts", filename="epoch={epoch}", auto_insert_metric_name=False, save_last=True),
+        ConfigLoggingCallback(run_dir),
+        SummaryCallback(run_dir, title=run_dir.name),
+    ]
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        callbacks=callbacks,
+        logger=CSVLogger(save_dir=str(run_dir), name="logs"),
+        default_root_dir=str(run_dir),
+        check_val_every_n_epoch=2,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        gradient_clip_val=1.0,
+        log_every_n_steps=50,
+        use_distributed_sampler=False,
+        **trainer_kwargs,
+    )
+    return agent, dataset, trainer
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run_dir", default="runs/tmaze_trainer_fit")
+    p.add_argument("--corridor", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batches", type=int, default=100)
+    p.add_argument("--actors", type=int, default=8)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    args = p.parse_args()
+    gin.parse_config(GIN)
+    agent, dataset, trainer = build(Path(args.run_dir), args.corridor, args.epochs, args.batches, args.actors, args.workers)
+    trainer.fit(agent, datamodule=dataset, ckpt_path="last" if args.resume else None)
+
+
+if __name__ == "__main__":
+    main()
