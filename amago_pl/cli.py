@@ -244,12 +244,15 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 
 def main(argv: list[str] | None = None) -> AmagoCLI:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    from_shell = argv is None
+    argv = list(sys.argv[1:] if from_shell else argv)
     items, rest = split_gin_args(argv)
     try:
         apply_gin_items(items)
     except ValueError as err:
         raise SystemExit(f"amago-pl: {err}") from err
+    if from_shell:
+        return _run_from_shell(rest)
     return AmagoCLI(
         model_class=amago_agent,
         datamodule_class=amago_dataset,
@@ -257,6 +260,22 @@ def main(argv: list[str] | None = None) -> AmagoCLI:
         save_config_kwargs={"overwrite": True},
         args=rest,
     )
+
+
+def _run_from_shell(rest: list[str]) -> AmagoCLI:
+    # Lightning's DDP launcher re-runs sys.argv on every rank: leave the --gin items in it (each
+    # rank applies them again) and hand LightningCLI only its own arguments.
+    saved = sys.argv
+    sys.argv = [saved[0], *rest]
+    try:
+        return AmagoCLI(
+            model_class=amago_agent,
+            datamodule_class=amago_dataset,
+            trainer_defaults=TRAINER_DEFAULTS,
+            save_config_kwargs={"overwrite": True},
+        )
+    finally:
+        sys.argv = saved
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ TSTEP_DIM = 256  # FFTstepEncoder's default output width
 
 
 def _timeit(fn: Callable[[], object], steps: int, warmup: int = 3, device: str = "cpu") -> float:
-    """Median seconds per call."""
+    """Median seconds per call (robust to the occasional stall on a shared machine)."""
     for _ in range(warmup):
         fn()
     times = []
@@ -74,7 +74,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="timed rollout steps per setting")
     parser.add_argument("--envs", type=int, default=16)
     parser.add_argument("--contexts", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     print(f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__}\n")
     print("| context | cached step (ms) | recompute step (ms) | speed-up |")

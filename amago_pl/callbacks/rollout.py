@@ -155,23 +155,40 @@ class RolloutCallback(pl.Callback):
 
     # ------------------------------------------------------------------ collection
     def _maybe_collect(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
-        if epoch < self.start_collecting_at_epoch or self.timesteps_per_epoch <= 0 or epoch in self.collected_epochs:
+        if trainer.datamodule is not None and hasattr(trainer.datamodule, "set_epoch"):
+            trainer.datamodule.set_epoch(epoch)  # the sampling seeds follow the Trainer's epoch
+        if epoch in self.collected_epochs:
+            return
+        if epoch < self.start_collecting_at_epoch or self.timesteps_per_epoch <= 0:
+            # No collection here (offline epochs, an async learner), but the buffer still needs its
+            # per-epoch upkeep: new files from collector processes, and eviction, which in async
+            # runs only the learner may do (inventory 1.9 step 5 runs it every epoch).
+            self.collected_epochs.add(epoch)
+            dataset = trainer.datamodule
+            if dataset is not None and hasattr(dataset, "on_end_of_collection"):
+                log_to_loggers(trainer, dataset.on_end_of_collection(), total_frames=self.total_frames)
             return
         if self.force_reset_every and epoch > 0 and epoch % self.force_reset_every == 0:
             self._reset_envs(pl_module)
-        self.collect(trainer, pl_module, self.timesteps_per_epoch, epoch)
+        metrics = self.collect(trainer, pl_module, self.timesteps_per_epoch, epoch)
         dataset = trainer.datamodule
         # Wait for data rather than spin: keep collecting until the store can feed the learner.
+        # (Local work only: ranks may loop a different number of times, so no collectives here.)
         extra = 0
         while dataset is not None and not dataset.ready_for_training and extra < 1000:
-            self.collect(trainer, pl_module, self.timesteps_per_epoch, epoch, log_metrics=False)
+            self.collect(trainer, pl_module, self.timesteps_per_epoch, epoch)
             extra += 1
         self.collected_epochs.add(epoch)
+        # Every rank reaches this point exactly once per epoch: safe for the frame-count reduction.
+        self.total_frames = int(_sum_over_ranks(trainer, self.local_frames))
+        if dataset is not None and hasattr(dataset, "on_end_of_collection"):
+            metrics.update(dataset.on_end_of_collection())
+        log_to_loggers(trainer, metrics, total_frames=self.total_frames)
+        self.history.append({**metrics, "total_frames": float(self.total_frames), "epoch": float(epoch)})
 
-    def collect(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, timesteps: int, epoch: int, log_metrics: bool = True
-    ) -> dict[str, float]:
-        rank, world = world_info(trainer)
+    def collect(self, trainer: pl.Trainer, pl_module: pl.LightningModule, timesteps: int, epoch: int) -> dict[str, float]:
+        """Step the train envs ``timesteps`` times; returns this process's ``rollout/`` metrics."""
+        rank, _ = world_info(trainer)
         bar = tqdm(
             total=timesteps,
             desc=f"Epoch {epoch} collect",
@@ -192,19 +209,12 @@ class RolloutCallback(pl.Callback):
                 progress=bar.update,
             )
         self.local_frames += result.env_steps
-        self.total_frames = int(_sum_over_ranks(trainer, self.local_frames))
         metrics = summarize_episodes(result.episodes, "rollout")
         metrics["rollout/env_fps"] = result.env_steps / max(result.seconds, 1e-9)
         metrics["rollout/env_restarts"] = float(getattr(self.envs, "restarts", 0))
         metrics["rollout/dropped_episodes"] = float(result.dropped_episodes)
         if self.exploration is not None and hasattr(self.exploration, "current_eps"):
             metrics["rollout/epsilon"] = float(np.mean(self.exploration.current_eps()))
-        dataset = trainer.datamodule
-        if dataset is not None and hasattr(dataset, "on_end_of_collection"):
-            metrics.update(dataset.on_end_of_collection())
-        if log_metrics:
-            log_to_loggers(trainer, metrics, total_frames=self.total_frames)
-            self.history.append({**metrics, "total_frames": float(self.total_frames), "epoch": float(epoch)})
         return metrics
 
     # ------------------------------------------------------------------ checkpoint state

@@ -48,6 +48,7 @@ class RLDataset(LightningDataModule, ABC):
         self.dloader_workers = 0
         self.has_edit_rights = True
         self.seed: int | None = None
+        self.start_learning_at_epoch = 0  # epochs before this yield no batches
         self.epoch = -1  # epoch of the current (last started) iteration; -1 before the first
         self._pending_epoch: int | None = None
         self._rng = np.random.default_rng()  # for direct calls outside a stream
@@ -79,6 +80,11 @@ class RLDataset(LightningDataModule, ABC):
         self.dloader_workers = int(dloader_workers)
         self.has_edit_rights = bool(has_edit_rights)
         self.seed = seed
+        return self
+
+    def configure_schedule(self, start_learning_at_epoch: int = 0) -> RLDataset:
+        """Epochs before ``start_learning_at_epoch`` yield no training batches (collect only)."""
+        self.start_learning_at_epoch = int(start_learning_at_epoch)
         return self
 
     @property
@@ -150,6 +156,18 @@ class RLDataset(LightningDataModule, ABC):
             global_rank=self.global_rank,
         )
         return EpochDataLoader(stream, num_workers=self.dloader_workers, pin_memory=torch.cuda.is_available())
+
+    def val_dataloader(self) -> DataLoader:
+        """One placeholder item per validation epoch.
+
+        Evaluation is env rollouts (``EvalCallback``), not a pass over stored data; this item only
+        lets Lightning's validation loop (``check_val_every_n_epoch``, ``Trainer.validate``) run.
+        """
+        return DataLoader([torch.zeros(1)], batch_size=None)
+
+    def test_dataloader(self) -> DataLoader:
+        """One placeholder item, so ``Trainer.test`` runs the test ``EvalCallback``."""
+        return DataLoader([torch.zeros(1)], batch_size=None)
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:

@@ -75,12 +75,18 @@ class TrainBatchStream(IterableDataset):
         self.global_rank = global_rank
 
     def __len__(self) -> int:
-        return self.num_batches
+        # Lightning ends ``fit`` at once on a zero-length loader ("No training batches"), but a
+        # collect-only run (``train_batches_per_epoch=0``) still needs its epochs: collection and
+        # the latest-policy reload run in epoch hooks. Such an epoch announces one batch, yields
+        # none, and Lightning ends it on StopIteration (as for epochs before start_learning_at_epoch).
+        return max(self.num_batches, 1)
 
     def __iter__(self) -> Iterator[Batch]:
         info = get_worker_info()
         worker_id, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
         count = worker_share(self.num_batches, worker_id, num_workers)
+        if self.source.epoch < self.source.start_learning_at_epoch:
+            count = 0  # a collect-only epoch: no gradient steps yet (Experiment.start_learning_at_epoch)
         seed = stream_seed(self.base_seed, self.global_rank, worker_id, self.source.epoch)
         rng = np.random.default_rng(seed)
         if info is not None:

@@ -180,7 +180,8 @@ class GRUTrajEncoder(TrajEncoder):
     ) -> torch.Tensor | None:
         if hidden_state is None:
             return None
-        keep = (~dones.bool()).to(hidden_state.device, hidden_state.dtype)[None, :, None]  # (1, B, 1)
+        dones = torch.as_tensor(dones, device=hidden_state.device).bool()
+        keep = (~dones).to(hidden_state.dtype)[None, :, None]  # (1, B, 1)
         return hidden_state * keep
 
     def forward(
@@ -306,7 +307,7 @@ class MambaTrajEncoder(TrajEncoder):
     def reset_hidden_state(self, hidden_state: MambaState | None, dones: torch.Tensor) -> MambaState | None:
         if hidden_state is None:
             return None
-        idx = dones.bool().to(hidden_state.conv[0].device)
+        idx = torch.as_tensor(dones, device=hidden_state.conv[0].device).bool()
         for c, s in zip(hidden_state.conv, hidden_state.ssm):
             c[idx] = 0
             s[idx] = 0

@@ -63,10 +63,22 @@ class SigmaReparam(nn.Linear):
             self.v.copy_(F.normalize(self.weight.T @ self.u, dim=0))
             self.u.copy_(F.normalize(self.weight @ self.v, dim=0))
 
+    def sigma(self) -> torch.Tensor:
+        """Spectral-norm estimate u^T W v (differentiable w.r.t. W)."""
+        if self.training or torch.is_grad_enabled():
+            return torch.dot(self.u, torch.mv(self.weight, self.v))
+        # Inference (rollouts): W rarely changes, so reuse the estimate until W or u/v are written to;
+        # re-reading every weight matrix each step costs about a quarter of a small-batch step.
+        key = (self.weight.data_ptr(), self.weight._version, self.u._version, self.v._version)
+        if getattr(self, "_sigma_key", None) != key:
+            self._sigma_cached = torch.dot(self.u, torch.mv(self.weight, self.v))
+            self._sigma_key = key
+        return self._sigma_cached
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             self._power_iteration()
-        sigma = torch.einsum("o,oi,i->", self.u, self.weight, self.v)
+        sigma = self.sigma()
         # Scaling the output instead of the weight avoids materialising W_hat at every call.
         out = F.linear(x, self.weight) * (self.gamma / sigma)
         return out if self.bias is None else out + self.bias
@@ -149,7 +161,7 @@ class KVCache:
 
     def reset(self, dones: torch.Tensor) -> KVCache:
         """Forget envs where ``dones`` (B,) is True. Stale K/V stay in memory but are masked out."""
-        self.count.masked_fill_(dones.to(self.count.device).bool(), 0)
+        self.count.masked_fill_(torch.as_tensor(dones, device=self.count.device).bool(), 0)
         return self
 
     def step_layout(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -238,10 +250,11 @@ class TransformerLayer(nn.Module):
         slot, q_pos, k_pos, valid, _ = layout
         q, k, v = self._project(x, rope_angles)
         rows = torch.arange(x.shape[0], device=x.device)
-        k_cache[rows, :, slot] = k[:, 0]  # (B, H, Dh) into slot ``slot[b]`` of each env
-        v_cache[rows, :, slot] = v[:, 0]
-        heads = self.attention.forward_cached(q, k_cache, v_cache, q_pos, k_pos, valid)  # (B, 1, H, Dh)
-        return self._finish(x, heads)
+        # The cache keeps its own dtype (e.g. fp32 while the step runs under autocast).
+        k_cache[rows, :, slot] = k[:, 0].to(k_cache.dtype)  # (B, H, Dh) into slot ``slot[b]`` of each env
+        v_cache[rows, :, slot] = v[:, 0].to(v_cache.dtype)
+        heads = self.attention.forward_cached(q.to(k_cache.dtype), k_cache, v_cache, q_pos, k_pos, valid)
+        return self._finish(x, heads.to(x.dtype))  # heads: (B, 1, H, Dh)
 
 
 class Transformer(nn.Module):

@@ -17,7 +17,12 @@ B, L = 3, 5
 def _clean_gin():
     gin.clear_config()
     torch.manual_seed(0)
+    # These models are tiny: a second intra-op thread only adds synchronisation latency, which is
+    # large on a busy 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(threads)
     gin.clear_config()
 
 
@@ -43,16 +48,16 @@ CASES = {
 }
 
 
-def sample_inputs(obs_space: gym.spaces.Dict, action_dim: int, b: int = B, l: int = L):
+def sample_inputs(obs_space: gym.spaces.Dict, action_dim: int, b: int = B, seq_len: int = L):
     obs = {}
     for k, space in obs_space.spaces.items():
         if isinstance(space, gym.spaces.Discrete):
-            obs[k] = torch.randint(0, int(space.n), (b, l))
+            obs[k] = torch.randint(0, int(space.n), (b, seq_len))
         elif space.dtype == np.uint8:
-            obs[k] = torch.randint(0, 256, (b, l, *space.shape), dtype=torch.uint8)
+            obs[k] = torch.randint(0, 256, (b, seq_len, *space.shape), dtype=torch.uint8)
         else:
-            obs[k] = torch.randn(b, l, *space.shape)
-    return obs, torch.randn(b, l, 1 + action_dim)
+            obs[k] = torch.randn(b, seq_len, *space.shape)
+    return obs, torch.randn(b, seq_len, 1 + action_dim)
 
 
 def make_tstep_encoder(case: str):
@@ -138,14 +143,14 @@ def test_cnn_tstep_channels_first(cnn_type):
     enc = CNNTstepEncoder(
         obs_space, rl2_box(2), cnn_type=cnn_type, channels_first=True, obs_key="img", d_output=16
     )
-    obs, rl2s = sample_inputs(obs_space, 2, b=2, l=2)
+    obs, rl2s = sample_inputs(obs_space, 2, b=2, seq_len=2)
     assert enc(obs, rl2s).shape == (2, 2, 16)
 
 
 def test_drqv2_aug_only_in_training_and_only_on_the_batch_tail():
     obs_space, a = CASES["image"]
     enc = CNNTstepEncoder(obs_space, rl2_box(a), drqv2_aug=True, aug_pct_of_batch=0.5, d_output=16)
-    obs, rl2s = sample_inputs(obs_space, a, b=4, l=2)
+    obs, rl2s = sample_inputs(obs_space, a, b=4, seq_len=2)
     enc.eval()
     ref = enc(obs, rl2s)
     assert torch.equal(ref, enc(obs, rl2s))

@@ -14,7 +14,12 @@ from amago_pl.modules.utils import InputNorm, activation_switch, symexp, symlog
 def _clean_gin():
     gin.clear_config()
     torch.manual_seed(0)
+    # These models are tiny: a second intra-op thread only adds synchronisation latency, which is
+    # large on a busy 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(threads)
     gin.clear_config()
 
 

@@ -27,7 +27,12 @@ D_IN = 12
 def _clean_gin():
     gin.clear_config()
     torch.manual_seed(0)
+    # These models are tiny: a second intra-op thread only adds synchronisation latency, which is
+    # large on a busy 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(threads)
     gin.clear_config()
 
 
@@ -70,7 +75,7 @@ def test_encoder_stack_shapes(case, spec):
     obs_space, action_dim = CASES[case]
     tstep = make_tstep_encoder(case)
     traj = build(spec, tstep.emb_dim, max_seq_len=8).train()
-    obs, rl2s = sample_inputs(obs_space, action_dim, b=2, l=6)
+    obs, rl2s = sample_inputs(obs_space, action_dim, b=2, seq_len=6)
     emb = tstep(obs, rl2s)
     out, hidden = traj(emb, torch.arange(6).expand(2, 6))
     assert out.shape == (2, 6, traj.emb_dim)
@@ -151,7 +156,7 @@ def test_cached_steps_beyond_max_seq_len(spec):
     """Episodes longer than max_seq_len: the Transformer's cache slides over the last max_seq_len
     tokens, keeping their absolute time_idx. One layer, so cached keys are context-free and the
     result must equal a fresh pass over that window (deeper models drift, as in the original)."""
-    S, T = 5, 24
+    S, T = 4, 16
     model = build(spec, D_IN, max_seq_len=S, n_layers=1)
     stepped, seq, times, segments = simulate_rollout(model, n_envs=8, T=T, reset_prob=0.08, seed=2)
     assert max(end - s for segs in segments for s, end in segs) > 2 * S
@@ -247,3 +252,49 @@ def test_mamba_missing_dependency_message():
             MambaTrajEncoder(8, 16)
     else:  # pragma: no cover - only on CUDA machines with mamba installed
         pytest.skip("mamba_ssm installed; covered by the shape tests on GPU")
+
+
+def test_flex_score_mod_same_in_training_and_cached_paths():
+    """A relative-position score_mod (ALiBi-like) must see the same q/kv indices in both paths."""
+
+    class AlibiFlex(FlexAttention):
+        def __init__(self, causal: bool = True, dropout: float = 0.0):
+            super().__init__(
+                score_mod=lambda s, b, h, q, kv: s - 0.3 * (q - kv), causal=causal, dropout=dropout
+            )
+
+    model = TformerTrajEncoder(
+        D_IN, 6, d_model=16, n_heads=4, d_ff=32, n_layers=1, attention_type=AlibiFlex
+    ).eval()
+    stepped, seq, times, segments = simulate_rollout(model, n_envs=4, T=14, reset_prob=0.1, seed=3)
+    for e, segs in enumerate(segments):
+        for s, end in segs:
+            expected = reference(model, seq[e, s:end], times[e, s:end], window=6)
+            torch.testing.assert_close(stepped[e, s:end], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_multi_token_input_with_cache_and_numpy_dones():
+    import numpy as np
+
+    model = build("tformer-vanilla-rope", D_IN, max_seq_len=16)
+    seq, times = torch.randn(3, 7, D_IN), torch.arange(7).expand(3, 7)
+    with torch.no_grad():
+        full, _ = model(seq, times)
+        hidden = model.init_hidden_state(3, "cpu")
+        first, hidden = model(seq[:, :4], times[:, :4], hidden)  # a 4-token "prompt"
+        rest, hidden = model(seq[:, 4:], times[:, 4:], hidden)
+    torch.testing.assert_close(torch.cat([first, rest], 1), full, atol=1e-5, rtol=1e-5)
+    hidden = model.reset_hidden_state(hidden, np.array([True, False, False]))
+    assert hidden.count.tolist() == [0, 7, 7]
+
+
+def test_sigma_reparam_inference_cache_follows_weight_updates():
+    model = build("tformer-flash-fixed", D_IN, max_seq_len=8)
+    seq, times = torch.randn(2, 5, D_IN), torch.arange(5).expand(2, 5)
+    with torch.no_grad():
+        model(seq, times)  # fills the sigma cache
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        cached, _ = model(seq, times)
+    fresh, _ = model(seq, times)  # grad enabled: bypasses the cache
+    torch.testing.assert_close(cached, fresh.detach(), atol=1e-6, rtol=1e-6)
