@@ -303,6 +303,7 @@ def switch_async_mode(experiment: Any, mode: str) -> Any:
         experiment.start_collecting_at_epoch = 10**9
         experiment.train_timesteps_per_epoch = 0
         experiment.val_timesteps_per_epoch = 0
+        experiment.parallel_actors = 1  # its envs only probe spaces; never step them in bulk
         experiment.always_save_latest = True
         experiment.always_load_latest = False
         return experiment

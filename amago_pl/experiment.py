@@ -197,17 +197,20 @@ class Experiment:
                     verbose=self.verbose,
                 )
             )
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=self.ckpt_dir,
-                filename="epoch={epoch}",
-                auto_insert_metric_name=False,
-                every_n_epochs=self.ckpt_interval or 1,
-                save_top_k=-1 if self.ckpt_interval else 0,
-                save_last=True,
-                save_on_train_epoch_end=True,
+        # A run that never trains (an async collector) has nothing to checkpoint, and its last.ckpt
+        # would overwrite the learner's in the shared run folder.
+        if self.train_batches_per_epoch > 0:
+            callbacks.append(
+                ModelCheckpoint(
+                    dirpath=self.ckpt_dir,
+                    filename="epoch={epoch}",
+                    auto_insert_metric_name=False,
+                    every_n_epochs=self.ckpt_interval or 1,
+                    save_top_k=-1 if self.ckpt_interval else 0,
+                    save_last=True,
+                    save_on_train_epoch_end=True,
+                )
             )
-        )
         callbacks.append(ConfigLoggingCallback(run_dir))
         callbacks.append(SummaryCallback(run_dir, title=self.run_name, verbose=self.verbose))
         return callbacks

@@ -111,13 +111,21 @@ def measure(mode: str, seq: int, steps: int) -> dict:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     # Fastest step (timeit's rule): on shared CPUs, bursts of contention inflate means and even medians.
     ups = 1.0 / min(durations)
-    return {"mode": mode, "seq": seq, "updates_per_s": ups, "tokens_per_s": ups * BATCH * (seq + 1), "peak_mb": peak_mb}
+    return {
+        "mode": mode,
+        "seq": seq,
+        "updates_per_s": ups,
+        "tokens_per_s": ups * BATCH * (seq + 1),
+        "peak_mb": peak_mb,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seq", type=int, nargs="*", default=[11, 256])
-    parser.add_argument("--steps", type=int, default=None, help="timed updates (default: 40 at seq<=32, else 10)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="timed updates (default: 40 at seq<=32, else 10)"
+    )
     parser.add_argument("--child", choices=["plain", "lightning"], default=None)
     args = parser.parse_args()
     if args.child:
@@ -138,7 +146,9 @@ def main() -> None:
         for mode in ("plain", "lightning"):
             r = res[mode]
             ref = REFERENCE.get(seq, float("nan"))
-            print(f"| {seq} | {mode} | {r['updates_per_s']:.2f} | {r['tokens_per_s']:.0f} | {r['peak_mb']:.0f} | {ref} |")
+            print(
+                f"| {seq} | {mode} | {r['updates_per_s']:.2f} | {r['tokens_per_s']:.0f} | {r['peak_mb']:.0f} | {ref} |"
+            )
         ratio = res["lightning"]["updates_per_s"] / res["plain"]["updates_per_s"]
         print(f"| {seq} | lightning/plain | {ratio:.3f} | | | |")
 

@@ -76,7 +76,7 @@ def build(run_dir: Path, corridor: int, epochs: int, batches: int, actors: int, 
         ConfigLoggingCallback(run_dir),
         SummaryCallback(run_dir, title=run_dir.name),
     ]
-    trainer = pl.Trainer(
+    trainer_args = dict(
         max_epochs=epochs,
         callbacks=callbacks,
         logger=CSVLogger(save_dir=str(run_dir), name="logs"),
@@ -87,9 +87,9 @@ def build(run_dir: Path, corridor: int, epochs: int, batches: int, actors: int, 
         gradient_clip_val=1.0,
         log_every_n_steps=50,
         use_distributed_sampler=False,
-        **trainer_kwargs,
     )
-    return agent, dataset, trainer
+    trainer_args.update(trainer_kwargs)  # e.g. devices=2, strategy="ddp", precision="bf16-mixed"
+    return agent, dataset, pl.Trainer(**trainer_args)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@
 from amago_pl.datamodules.collate import collate_trajs
 from amago_pl.datamodules.dataset import DoNothingDataset, RLDataset
 from amago_pl.datamodules.disk import DiskTrajDataset
+from amago_pl.datamodules.hindsight import HindsightInstructionReplay
 from amago_pl.datamodules.mixture import MixtureOfDatasets
 from amago_pl.datamodules.offline import write_offline_dataset
 from amago_pl.datamodules.relabel import NoOpRelabeler, Relabeler
@@ -20,6 +21,7 @@ __all__ = [
     "DiskTrajDataset",
     "DoNothingDataset",
     "EpochDataLoader",
+    "HindsightInstructionReplay",
     "MixtureOfDatasets",
     "NoOpRelabeler",
     "RLDataset",

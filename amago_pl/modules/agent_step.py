@@ -166,6 +166,13 @@ class AgentStepMixin:
             self.log_dict(metrics, batch_size=bs)
         return loss
 
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Evaluation is env rollouts, run by ``EvalCallback`` at the end of the validation epoch;
+        this step only lets Lightning's loop (and ``Trainer.validate``) run."""
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        """See ``validation_step``: ``Trainer.test`` runs the test ``EvalCallback``."""
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if not self._should_log():
             return

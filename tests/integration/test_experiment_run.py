@@ -91,7 +91,7 @@ def test_trainer_fit_script_matches_experiment(tmp_path):
         sys.path.remove(str(examples))
     run_b = tmp_path / "b" / "tiny"
     agent, dataset, trainer = trainer_fit_script.build(
-        run_b, corridor=3, epochs=2, batches=3, actors=2, workers=0, enable_progress_bar=False
+        run_b, corridor=3, epochs=2, batches=3, actors=2, workers=0, enable_progress_bar=False, log_every_n_steps=1
     )
     trainer.fit(agent, datamodule=dataset)
     run_a = tmp_path / "a" / "tiny"

@@ -40,13 +40,22 @@ def make(cls=Agent, space=DISCRETE, traj=GRUTrajEncoder, **kw) -> Agent:
 def trainer(steps: int, **kw) -> pl.Trainer:
     kw.setdefault("logger", False)
     return pl.Trainer(
-        max_steps=steps, accelerator="cpu", enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1, **kw
+        max_steps=steps,
+        accelerator="cpu",
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        **kw,
     )
 
 
 def fit(agent: Agent, steps: int = 3, **kw) -> pl.Trainer:
     t = trainer(steps, **kw)
-    t.fit(agent, batch_loader(SyntheticBatches(agent.obs_space, agent.action_space, 3, 5, num_batches=steps * 4)))
+    t.fit(
+        agent,
+        batch_loader(SyntheticBatches(agent.obs_space, agent.action_space, 3, 5, num_batches=steps * 4)),
+    )
     return t
 
 
@@ -62,7 +71,11 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("cls,space,dist,kw", CASES, ids=[f"{c[0].__name__}-{type(c[1]).__name__}-{getattr(c[2], '__name__', 'default')}" for c in CASES])
+@pytest.mark.parametrize(
+    "cls,space,dist,kw",
+    CASES,
+    ids=[f"{c[0].__name__}-{type(c[1]).__name__}-{getattr(c[2], '__name__', 'default')}" for c in CASES],
+)
 def test_fit_each_action_space(cls, space, dist, kw):
     if dist is not None:
         gin.bind_parameter("Actor.continuous_dist_type", dist)
@@ -92,7 +105,9 @@ def test_targets_move_by_tau_after_the_update_only():
     rec = _Recorder()
     fit(agent, steps=1, callbacks=[rec])
     for k, before in rec.target_before.items():
-        assert torch.equal(rec.target_after_step[k], before), "targets must not move on the optimizer step itself"
+        assert torch.equal(rec.target_after_step[k], before), (
+            "targets must not move on the optimizer step itself"
+        )
         expected = 0.9 * before + 0.1 * rec.online_after_step[k]
         assert torch.allclose(agent.target_critics.state_dict()[k], expected, atol=1e-6)
     assert not torch.equal(rec.online_after_step["net.net.0.weight"], rec.target_before["net.net.0.weight"])
@@ -117,7 +132,9 @@ def test_bf16_mixed_on_cpu():
     assert agent.popart.mu.dtype == torch.float32
     obs = {"observation": torch.randn(2, 1, 3)}
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        actions, _ = agent.get_actions(obs, torch.zeros(2, 1, 3), torch.zeros(2, 1, dtype=torch.long), agent.init_hidden_state(2, "cpu"))
+        actions, _ = agent.get_actions(
+            obs, torch.zeros(2, 1, 3), torch.zeros(2, 1, dtype=torch.long), agent.init_hidden_state(2, "cpu")
+        )
     assert actions.dtype == torch.float32
 
 
