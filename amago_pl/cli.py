@@ -183,6 +183,7 @@ class AmagoCLI(LightningCLI):
                 save_top_k=-1 if run["ckpt_interval"] else 0,
                 save_last=True,
                 save_on_train_epoch_end=True,
+                enable_version_counter=False,
             ),
             ConfigLoggingCallback(run_dir),
             SummaryCallback(run_dir, title=model["env"]),
@@ -198,6 +199,14 @@ class AmagoCLI(LightningCLI):
             trainer_config["limit_val_batches"] = 0
         extra = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
         return self._instantiate_trainer(trainer_config, extra + callbacks)
+
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        # Our checkpoints hold gym spaces and classes in the hyperparameters, which torch's
+        # weights-only unpickler refuses; `--weights_only true` still forces the strict loader.
+        if "weights_only" in kwargs and kwargs["weights_only"] is None:
+            kwargs["weights_only"] = False
+        return kwargs
 
 
 def split_gin_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -243,7 +252,13 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 }
 
 
-def main(argv: list[str] | None = None) -> AmagoCLI:
+def main() -> None:
+    """Console-script entry point (``amago-pl``)."""
+    run()
+
+
+def run(argv: list[str] | None = None) -> AmagoCLI:
+    """Run the CLI on ``argv`` (default: the process's command line); returns the finished CLI."""
     from_shell = argv is None
     argv = list(sys.argv[1:] if from_shell else argv)
     items, rest = split_gin_args(argv)

@@ -303,7 +303,10 @@ def switch_async_mode(experiment: Any, mode: str) -> Any:
         experiment.start_collecting_at_epoch = 10**9
         experiment.train_timesteps_per_epoch = 0
         experiment.val_timesteps_per_epoch = 0
-        experiment.parallel_actors = 1  # its envs only probe spaces; never step them in bulk
+        # A learner never steps its train envs: build one, not a full set (as the original does).
+        # A list of per-actor callables must keep its length.
+        if callable(experiment.make_train_env):
+            experiment.parallel_actors = 1
         experiment.always_save_latest = True
         experiment.always_load_latest = False
         return experiment

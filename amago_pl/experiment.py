@@ -247,7 +247,9 @@ class Experiment:
         """Train for ``epochs`` epochs (collect -> train -> validate -> checkpoint)."""
         if self.trainer is None:
             raise RuntimeError("call Experiment.start() before learn()")
-        self.trainer.fit(self.agent, datamodule=self.dataset, ckpt_path=self._ckpt_path)
+        # Checkpoints hold gym spaces and encoder classes in the hyperparameters, which torch's
+        # weights-only unpickler refuses; they are our own files, so load them fully.
+        self.trainer.fit(self.agent, datamodule=self.dataset, ckpt_path=self._ckpt_path, weights_only=False)
         self._ckpt_path = None
 
     # ------------------------------------------------------------------ evaluation

@@ -72,7 +72,13 @@ def build(run_dir: Path, corridor: int, epochs: int, batches: int, actors: int, 
             sample_actions=False,
         ),
         EvalCallback(make_env, parallel_actors=actors, timesteps=horizon + 1, env_mode="sync", sample_actions=False),
-        ModelCheckpoint(dirpath=run_dir / "ckpts", filename="epoch={epoch}", auto_insert_metric_name=False, save_last=True),
+        ModelCheckpoint(
+            dirpath=run_dir / "ckpts",
+            filename="epoch={epoch}",
+            auto_insert_metric_name=False,
+            save_last=True,
+            enable_version_counter=False,
+        ),
         ConfigLoggingCallback(run_dir),
         SummaryCallback(run_dir, title=run_dir.name),
     ]
@@ -104,7 +110,8 @@ def main() -> None:
     args = p.parse_args()
     gin.parse_config(GIN)
     agent, dataset, trainer = build(Path(args.run_dir), args.corridor, args.epochs, args.batches, args.actors, args.workers)
-    trainer.fit(agent, datamodule=dataset, ckpt_path="last" if args.resume else None)
+    # weights_only=False: the checkpoint's hyperparameters hold gym spaces and encoder classes.
+    trainer.fit(agent, datamodule=dataset, ckpt_path="last" if args.resume else None, weights_only=False)
 
 
 if __name__ == "__main__":

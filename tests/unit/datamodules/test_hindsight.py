@@ -138,7 +138,9 @@ def test_success_not_kept_as_terminal_under_other_goals() -> None:
         assert not out.dones.any()
     # The relabeler itself must never mark a done where the counter does not finish.
     out = relabeler(traj)
-    assert out.dones[-1] == (goal_progress(achieved[: len(out) + 1], out.obs["goals"][0])[-1] == K or len(out) == LIMIT)
+    assert out.dones[-1] == (
+        goal_progress(achieved[: len(out) + 1], out.obs["goals"][0])[-1] == K or len(out) == LIMIT
+    )
 
 
 def test_pieces_are_left_alone_and_bad_args_fail() -> None:
