@@ -21,7 +21,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from amago_pl.cli_utils import parse_gin, register_all_configurables
+from amago_pl.cli_utils import check_binding_types, parse_gin, register_all_configurables
 
 
 def amago_agent(
@@ -240,6 +240,7 @@ def apply_gin_items(items: list[str]) -> None:
             parse_gin(files=[item])
         else:
             parse_gin(bindings=[item])
+    check_binding_types()
 
 
 TRAINER_DEFAULTS: dict[str, Any] = {

@@ -86,6 +86,50 @@ def explain_bad_binding(name: str, err: Exception) -> ValueError:
     return ValueError(f"gin binding '{name}' is not valid: {err}.{hint}")
 
 
+def _simple_type_error(expected: Any, value: Any) -> bool:
+    """True when ``value`` clearly contradicts a plain int/float/bool/str annotation."""
+    if isinstance(value, gin.config.ConfigurableReference) or value is gin.REQUIRED or value is None:
+        return False
+    if expected is bool:
+        return not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, bool) or not isinstance(value, int)
+    if expected is float:
+        return isinstance(value, bool) or not isinstance(value, (int, float))
+    if expected is str:
+        return not isinstance(value, str)
+    return False
+
+
+def check_binding_types() -> None:
+    """Fail before anything is built when a bound value contradicts a plain type annotation.
+
+    Only unambiguous cases are checked (a parameter annotated exactly ``int``, ``float``, ``bool``
+    or ``str``); everything else is left to the class itself.
+    """
+    import inspect
+    import typing
+
+    problems = []
+    for (_scope, selector), params in gin.config._CONFIG.items():  # noqa: SLF001 - no public listing API
+        configurable = gin.config._REGISTRY.get_match(selector)  # noqa: SLF001
+        if configurable is None:
+            continue
+        target = configurable.wrapped
+        try:
+            hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+        except Exception:  # unresolvable annotations: nothing to check
+            continue
+        for param, value in params.items():
+            expected = hints.get(param)
+            if expected in (int, float, bool, str) and _simple_type_error(expected, value):
+                problems.append(
+                    f"{configurable.name}.{param} = {value!r}: expected {expected.__name__}, got {type(value).__name__}"
+                )
+    if problems:
+        raise ValueError("gin values of the wrong type:\n  - " + "\n  - ".join(problems))
+
+
 def bind(name: str, value: Any) -> None:
     """``gin.bind_parameter`` with the porting rename and a helpful error."""
     name = port_binding_name(name)
@@ -123,6 +167,7 @@ def use_config(custom_params: dict[str, Any], gin_configs: list[str] | None = No
     for name, value in (custom_params or {}).items():
         bind(name, value)
     parse_gin(gin_configs or ())
+    check_binding_types()
     if finalize:
         gin.finalize()
 

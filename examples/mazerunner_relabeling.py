@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from amago_pl import Experiment
 from amago_pl.cli_utils import switch_exploration, switch_traj_encoder, switch_tstep_encoder, use_config
 from amago_pl.datamodules import DiskTrajDataset, HindsightInstructionReplay
@@ -122,8 +124,11 @@ def main() -> None:
     experiment.start()
     experiment.learn()
     result = experiment.evaluate_test(make_env, timesteps=args.time_limit + 1)
+    goals = [ep.metrics["Goals Reached"] for ep in result.episodes if "Goals Reached" in ep.metrics]
+    success = [ep.metrics["Success"] for ep in result.episodes if "Success" in ep.metrics]
     print(
-        f"Test goals reached: {result.metrics.get('test/Goals Reached', float('nan')):.3f} of {args.num_goals}"
+        f"Test: {np.mean(goals):.2f} of {args.num_goals} goals reached, success rate {np.mean(success):.2f} "
+        f"({len(goals)} episodes)"
     )
 
 
