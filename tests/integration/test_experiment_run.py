@@ -100,3 +100,19 @@ def test_trainer_fit_script_matches_experiment(tmp_path):
     base = {"train/loss_critic", "rollout/return", "val/return", "total_frames", "gradient_steps"}
     assert base <= metric_names(run_a) and base <= metric_names(run_b)
     assert isinstance(trainer, pl.Trainer)
+
+
+def test_bf16_mixed_and_all_loggers(tmp_path, monkeypatch):
+    """bf16 autocast in training and rollouts on CPU; CSV + TensorBoard + wandb (offline) loggers."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    exp = tiny_experiment(
+        tmp_path, mixed_precision="bf16", loggers=("csv", "tensorboard"), log_to_wandb=True, wandb_project="amago_pl_tests"
+    )
+    exp.start()
+    assert exp.trainer.precision == "bf16-mixed"
+    exp.learn()
+    run = tmp_path / "tiny"
+    assert list((run / "tensorboard").rglob("events.out.tfevents*"))
+    assert list(run.rglob("*.wandb")), "wandb offline run files missing"
+    assert exp.trainer.global_step == 2 * 3
