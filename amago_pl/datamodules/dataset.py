@@ -158,15 +158,15 @@ class RLDataset(LightningDataModule, ABC):
         return EpochDataLoader(stream, num_workers=self.dloader_workers, pin_memory=torch.cuda.is_available())
 
     def val_dataloader(self) -> DataLoader:
-        """One placeholder item per validation epoch.
+        """One stand-in item per validation epoch.
 
-        Evaluation is env rollouts (``EvalCallback``), not a pass over stored data; this item only
+        Evaluation is env rollouts (``EvalCallback``), not a pass over stored data; the item only
         lets Lightning's validation loop (``check_val_every_n_epoch``, ``Trainer.validate``) run.
         """
         return DataLoader([torch.zeros(1)], batch_size=None)
 
     def test_dataloader(self) -> DataLoader:
-        """One placeholder item, so ``Trainer.test`` runs the test ``EvalCallback``."""
+        """One stand-in item, so ``Trainer.test`` runs the test ``EvalCallback``."""
         return DataLoader([torch.zeros(1)], batch_size=None)
 
     # ---------------------------------------------------------------- state

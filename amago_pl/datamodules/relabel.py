@@ -9,13 +9,15 @@ files to see the whole episode (``traj_save_len`` longer than episodes, no stagg
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import gin
 
 from amago_pl.types import FrozenTraj
 
 
 @gin.configurable
-class Relabeler:
+class Relabeler(ABC):
     """Base class: subclasses implement `relabel`. Instances are callables ``FrozenTraj -> FrozenTraj``.
 
     Must not modify its input in place (the same arrays may be cached or shared).
@@ -24,8 +26,9 @@ class Relabeler:
     def __call__(self, traj: FrozenTraj) -> FrozenTraj:
         return self.relabel(traj)
 
+    @abstractmethod
     def relabel(self, traj: FrozenTraj) -> FrozenTraj:
-        raise NotImplementedError(f"{type(self).__name__} must implement relabel(traj)")
+        """Return the relabeled trajectory (a new object; the input stays unchanged)."""
 
 
 @gin.configurable

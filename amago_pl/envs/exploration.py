@@ -13,6 +13,7 @@ the count increases; ``current_eps()`` reports the epsilon the next call will us
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -52,7 +53,7 @@ def linear_anneal(start: float, end: float, step: int, steps_anneal: int) -> flo
     return start + (end - start) * frac
 
 
-class ExplorationWrapper:
+class ExplorationWrapper(ABC):
     """Base class: perturbs (N,) int64 or (N, A) float32 policy actions of N parallel envs.
 
     Subclasses implement ``epsilon(time_idxs) -> (N,)`` (before per-env multipliers) or override
@@ -78,9 +79,9 @@ class ExplorationWrapper:
         self.rng = np.random.default_rng(seed)
 
     # ------------------------------------------------------------------ schedule
+    @abstractmethod
     def epsilon(self, time_idxs: np.ndarray) -> np.ndarray:
         """(N,) exploration strength at the current schedule step, before per-env multipliers."""
-        raise NotImplementedError
 
     def multipliers(self) -> np.ndarray:
         """(N,) per-env scale of epsilon (ones unless a subclass randomises it)."""
@@ -118,6 +119,7 @@ class ExplorationWrapper:
 
     def on_episode_end(self, done: np.ndarray) -> None:
         """Called after every env step with the (N,) bool mask of envs whose episode ended."""
+        return None  # stateless by default; subclasses with per-episode state override it
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import gin
@@ -27,7 +28,7 @@ from amago_pl.modules.utils import activation_switch, symexp, symlog
 # ------------------------------------------------------------------------------ actors
 
 
-class BaseActorHead(nn.Module):
+class BaseActorHead(nn.Module, ABC):
     """State (B, L, D) -> distribution over (B, L, G, A), one per gamma."""
 
     def __init__(
@@ -63,8 +64,9 @@ class BaseActorHead(nn.Module):
         )  # (B, L, G, P)
         return self.policy_dist(params)
 
+    @abstractmethod
     def params(self, state: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """(B, L, D) states -> (B, L, G * P) distribution parameters for every gamma."""
 
 
 @gin.configurable

@@ -6,6 +6,8 @@ maps (B, L, H, W, C) (or (B, L, C, H, W) with ``channels_first``) float images t
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import gin
 import torch
 import torch.nn.functional as F
@@ -14,7 +16,7 @@ from torch import nn
 from amago_pl.modules.utils import activation_switch
 
 
-class CNN(nn.Module):
+class CNN(nn.Module, ABC):
     """Base: subclasses build their layers and define :meth:`conv_forward` on (N, C, H, W) images;
     the flattened output width is measured once by running a blank image through it."""
 
@@ -43,8 +45,9 @@ class CNN(nn.Module):
     def emb_dim(self) -> int:
         return self._emb_dim
 
+    @abstractmethod
     def conv_forward(self, imgs: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """(N, C, H, W) float images -> (N, features) after the convolutional stack."""
 
     def forward(self, imgs: torch.Tensor) -> torch.Tensor:
         B, L = imgs.shape[:2]

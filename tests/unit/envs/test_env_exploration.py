@@ -11,7 +11,6 @@ from gymnasium import spaces
 from amago_pl.envs.exploration import (
     BilevelEpsilonGreedy,
     EpsilonGreedy,
-    ExplorationWrapper,
     get_exploration_cls,
     list_registered_explorations,
 )
@@ -169,7 +168,7 @@ def test_state_dict_round_trip_restores_schedule_and_rng(cls, kw, space):
 
 def test_base_class_rejects_unsupported_space():
     with pytest.raises(ValueError, match="Tuple"):
-        ExplorationWrapper(spaces.Tuple((DISC, DISC)), 2)
+        EpsilonGreedy(spaces.Tuple((DISC, DISC)), 2)
 
 
 def test_gin_binds_keywords():

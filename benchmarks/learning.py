@@ -1,0 +1,560 @@
+"""Learning benchmarks: the tasks of ``tests/learning`` with larger budgets and several seeds.
+
+Every task is a :class:`Task` recipe (env, nets, schedule, metric). ``tests/learning`` runs the
+same recipes with the ``"test"`` budget (one seed, stop as soon as the threshold is reached);
+this script runs the ``"full"`` budget (no early stop) for ``--seeds`` seeds and writes, per task,
+a CSV of the validation curve and one PNG (metric vs env steps, mean and min-max over seeds) into
+``benchmarks/results/``, plus ``benchmarks/results/learning.md`` (a markdown table).
+
+    python benchmarks/learning.py                                  # default tasks, 3 seeds
+    python benchmarks/learning.py --tasks tmaze10_transformer --seeds 1 --budget test
+    python benchmarks/learning.py --tasks tmaze50 tmaze100 dark_key_door frozen_lake_attempts
+    python benchmarks/learning.py --smoke                          # 1 seed, 2 tiny epochs per task
+    python benchmarks/learning.py --list
+
+Optional tasks (not in the default set): ``tmaze20``, ``tmaze50``, ``tmaze100``, ``tmaze400``,
+``dark_key_door`` and ``frozen_lake_attempts`` (Meta-Frozen-Lake 4x4 with 3 attempts; its CSV has
+the success rate of attempt 1, 2 and 3, i.e. the in-context improvement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gin
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from amago_pl import DiskTrajDataset, Experiment  # noqa: E402
+from amago_pl.callbacks import EvalCallback, RolloutCallback  # noqa: E402
+from amago_pl.callbacks.interact import EpisodeStat  # noqa: E402
+from amago_pl.cli_utils import switch_exploration, switch_traj_encoder, switch_tstep_encoder, use_config  # noqa: E402
+from amago_pl.envs import AMAGOEnv  # noqa: E402
+from amago_pl.modules.agent import Agent  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+# ----------------------------------------------------------------------------- env factories
+# Classes (not lambdas) so they also work with env_mode="async".
+class MakeTMaze:
+    def __init__(self, corridor: int):
+        self.corridor = corridor
+
+    def __call__(self) -> AMAGOEnv:
+        from amago_pl.envs.builtin.tmaze import TMazeAltPassive
+
+        env = TMazeAltPassive(corridor_length=self.corridor, penalty=-1.0 / self.corridor)
+        return AMAGOEnv(env, env_name=f"TMaze{self.corridor}")
+
+
+class MakeFrozenLake:
+    def __init__(self, size: int = 4, k: int = 3):
+        self.size, self.k = size, k
+
+    def __call__(self) -> AMAGOEnv:
+        from amago_pl.envs.builtin.toy_gym import MetaFrozenLake
+
+        return AMAGOEnv(MetaFrozenLake(size=self.size, k_episodes=self.k), env_name=f"FrozenLake{self.size}k{self.k}")
+
+
+class MakeGym:
+    def __init__(self, env_id: str):
+        self.env_id = env_id
+
+    def __call__(self) -> AMAGOEnv:
+        import gymnasium as gym
+
+        return AMAGOEnv(gym.make(self.env_id), env_name=self.env_id)
+
+
+class MakePOPGym:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self) -> AMAGOEnv:
+        from amago_pl.envs.builtin.popgym_envs import POPGymAMAGO
+
+        return POPGymAMAGO(self.name)
+
+
+class MakeKeyDoor:
+    def __init__(self, size: int = 8, episode: int = 50, horizon: int = 500):
+        self.size, self.episode, self.horizon = size, episode, horizon
+
+    def __call__(self) -> AMAGOEnv:
+        from amago_pl.envs.builtin.toy_gym import RoomKeyDoor
+
+        env = RoomKeyDoor(dark=True, size=self.size, max_episode_steps=self.episode, meta_rollout_horizon=self.horizon)
+        return AMAGOEnv(env, env_name="DarkKeyDoor")
+
+
+# ----------------------------------------------------------------------------- metrics
+def mean_return(episodes: list[EpisodeStat]) -> float:
+    return float(np.mean([e.total_return for e in episodes])) if episodes else float("nan")
+
+
+def success_rate(episodes: list[EpisodeStat]) -> float:
+    """T-Maze: the goal reward is 1, every failure ends at or below 0."""
+    return float(np.mean([e.total_return > 0.5 for e in episodes])) if episodes else float("nan")
+
+
+def attempt_success(i: int) -> Callable[[list[EpisodeStat]], float]:
+    def metric(episodes: list[EpisodeStat]) -> float:
+        vals = [e.metrics[f"Episode {i} Success"] for e in episodes if f"Episode {i} Success" in e.metrics]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    return metric
+
+
+# ----------------------------------------------------------------------------- recipes
+@dataclass
+class Budget:
+    epochs: int  # each epoch: collect train_steps per actor, then `updates` gradient steps
+    updates: int  # gradient steps per epoch
+
+
+@dataclass
+class Task:
+    name: str
+    description: str
+    make_env: Callable[[], AMAGOEnv]
+    gin: dict[str, Any]  # bindings besides the encoders/exploration below
+    tstep: dict[str, Any]
+    traj: tuple[str, dict[str, Any]]
+    explore: dict[str, Any]
+    max_seq_len: int
+    train_steps: int  # env steps per actor per epoch
+    val_steps: int  # env steps per actor per validation
+    test: Budget
+    full: Budget
+    metric: Callable[[list[EpisodeStat]], float] = mean_return
+    metric_name: str = "return"
+    threshold: float = 0.0  # the test asserts metric >= threshold
+    stop_at: float | None = None  # test budget: stop early once val metric >= stop_at (default threshold)
+    extra_metrics: dict[str, Callable[[list[EpisodeStat]], float]] = field(default_factory=dict)
+    experiment: dict[str, Any] = field(default_factory=dict)  # extra Experiment kwargs
+    parallel_actors: int = 8
+    val_interval: int = 1
+    test_episodes: int = 64  # episodes of the final evaluate_test
+
+    def env_steps(self, epochs: int) -> int:
+        return epochs * self.parallel_actors * self.train_steps
+
+
+def _tmaze(corridor: int, arch: str, test_epochs: int = 28, full_epochs: int | None = None) -> Task:
+    horizon = corridor + 1
+    traj = (
+        ("transformer", dict(d_model=128, d_ff=512, n_layers=2, n_heads=4))
+        if arch == "transformer"
+        else ("rnn", dict(d_hidden=128, d_output=128, n_layers=2))
+    )
+    return Task(
+        name=f"tmaze{corridor}_{arch}" if corridor == 10 else f"tmaze{corridor}",
+        description=f"T-Maze passive, corridor {corridor}, {arch}",
+        make_env=MakeTMaze(corridor),
+        gin={"Agent.reward_multiplier": 100.0, "Agent.gamma": 0.9999, "Agent.tau": 0.01},
+        tstep=dict(d_hidden=128, d_output=64, normalize_inputs=False),
+        traj=traj,
+        explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=400),
+        max_seq_len=horizon,
+        train_steps=2 * horizon,
+        val_steps=horizon,
+        test=Budget(test_epochs, 100),
+        full=Budget(full_epochs or max(30, 3 * corridor), 100),
+        metric=success_rate,
+        metric_name="success",
+        threshold=0.95,
+        stop_at=1.0,
+        experiment=dict(
+            traj_save_len=horizon + 1,
+            sample_actions_train=False,  # greedy + epsilon: the clipped softmax never becomes deterministic
+            sample_actions_val=False,
+            learning_rate=3e-4,
+            lr_warmup_steps=100,
+        ),
+    )
+
+
+def _tasks() -> dict[str, Task]:
+    tasks = [
+        _tmaze(10, "transformer"),
+        _tmaze(10, "gru"),
+        Task(
+            name="frozen_lake",
+            description="Meta-Frozen-Lake 4x4, 3 attempts, Transformer",
+            make_env=MakeFrozenLake(4, 3),
+            gin={"Agent.reward_multiplier": 100.0, "Agent.tau": 0.004},
+            tstep=dict(n_layers=1, d_hidden=128, d_output=64, normalize_inputs=False),
+            traj=("transformer", dict(d_model=128, d_ff=512, n_layers=2, n_heads=4)),
+            explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=400),
+            max_seq_len=48,
+            train_steps=48,
+            val_steps=48,
+            test=Budget(15, 100),
+            full=Budget(40, 100),
+            metric=mean_return,
+            threshold=1.2,
+            extra_metrics={f"attempt{i}_success": attempt_success(i) for i in (1, 2, 3)},
+            experiment=dict(traj_save_len=49, learning_rate=3e-4, lr_warmup_steps=100),
+        ),
+        Task(
+            name="cartpole_ff",
+            description="CartPole-v1, FF sequence model",
+            make_env=MakeGym("CartPole-v1"),
+            gin={"Agent.reward_multiplier": 1.0, "Agent.gamma": 0.99, "Discrete.clip_prob_low": 1e-6, "Discrete.clip_prob_high": 1.0},
+            tstep=dict(d_hidden=128, d_output=64),
+            traj=("ff", dict(d_model=128, n_layers=1)),
+            explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=1500),
+            max_seq_len=32,
+            train_steps=250,
+            val_steps=500,
+            test=Budget(20, 100),
+            full=Budget(40, 100),
+            metric=mean_return,
+            threshold=300.0,
+            experiment=dict(traj_save_len=128, learning_rate=3e-4, lr_warmup_steps=100, sample_actions_val=False),
+        ),
+        Task(
+            name="pendulum",
+            description="Pendulum-v1, Transformer, TanhGaussian",
+            make_env=MakeGym("Pendulum-v1"),
+            gin={"Agent.reward_multiplier": 0.1, "Agent.gamma": 0.99, "Agent.tau": 0.005},
+            tstep=dict(d_hidden=128, d_output=64),
+            traj=("transformer", dict(d_model=64, d_ff=256, n_layers=1, n_heads=4)),
+            explore=dict(eps_start=0.5, eps_end=0.05, steps_anneal=1000),
+            max_seq_len=16,
+            train_steps=200,
+            val_steps=200,
+            test=Budget(12, 200),
+            full=Budget(25, 200),
+            metric=mean_return,
+            threshold=-300.0,
+            experiment=dict(traj_save_len=64, learning_rate=3e-4, lr_warmup_steps=100, sample_actions_val=False),
+        ),
+        Task(
+            name="popgym_repeat_previous",
+            description="POPGym RepeatPreviousEasy, Transformer",
+            make_env=MakePOPGym("RepeatPreviousEasy"),
+            gin={"Agent.reward_multiplier": 100.0, "Agent.gamma": 0.99},
+            tstep=dict(d_hidden=128, d_output=64),
+            traj=("transformer", dict(d_model=128, d_ff=512, n_layers=2, n_heads=4)),
+            explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=500),
+            max_seq_len=52,
+            train_steps=52,
+            val_steps=52,
+            test=Budget(25, 100),
+            full=Budget(50, 100),
+            metric=mean_return,
+            threshold=0.9,
+            experiment=dict(traj_save_len=53, learning_rate=3e-4, lr_warmup_steps=100, sample_actions_val=False),
+        ),
+        # ---- optional (not default) tasks
+        _tmaze(20, "transformer", test_epochs=40),
+        _tmaze(50, "transformer", test_epochs=60),
+        _tmaze(100, "transformer", test_epochs=100),
+        _tmaze(400, "transformer", test_epochs=200),
+        Task(
+            name="dark_key_door",
+            description="Dark Key-To-Door 8x8, trials of 50 steps, meta-horizon 500, Transformer",
+            make_env=MakeKeyDoor(8, 50, 500),
+            gin={"Agent.reward_multiplier": 100.0},
+            tstep=dict(n_layers=1, d_hidden=128, d_output=64, normalize_inputs=False),
+            traj=("transformer", dict(d_model=128, d_ff=512, n_layers=2, n_heads=4)),
+            explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=5000),
+            max_seq_len=500,
+            train_steps=500,
+            val_steps=500,
+            test=Budget(10, 100),
+            full=Budget(60, 200),
+            metric=mean_return,
+            threshold=2.0,
+            experiment=dict(traj_save_len=501, learning_rate=3e-4, lr_warmup_steps=100),
+        ),
+    ]
+    fl = tasks[2]
+    tasks.append(
+        Task(**{**fl.__dict__, "name": "frozen_lake_attempts", "full": Budget(60, 100),
+                "description": "Meta-Frozen-Lake 4x4, success per attempt (in-context improvement)"})
+    )
+    return {t.name: t for t in tasks}
+
+
+TASKS = _tasks()
+DEFAULT_TASKS = ["tmaze10_transformer", "tmaze10_gru", "frozen_lake", "cartpole_ff", "pendulum", "popgym_repeat_previous"]
+
+
+# ----------------------------------------------------------------------------- running
+class MetricTracker(pl.Callback):
+    """After each validation: the task metric on the val episodes; optionally stop at a threshold."""
+
+    def __init__(self, task: Task, stop_at: float | None):
+        self.task, self.stop_at = task, stop_at
+        self.curve: list[dict[str, float]] = []
+        self.t0 = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        evaluator = next(cb for cb in trainer.callbacks if isinstance(cb, EvalCallback))
+        collector = next(cb for cb in trainer.callbacks if isinstance(cb, RolloutCallback))
+        eps = evaluator.last_episodes
+        row = {
+            "epoch": float(trainer.current_epoch),
+            "env_steps": float(collector.total_frames),
+            "updates": float(trainer.global_step),
+            "wall_s": time.perf_counter() - self.t0,
+            "episodes": float(len(eps)),
+            self.task.metric_name: self.task.metric(eps),
+        }
+        for name, fn in self.task.extra_metrics.items():
+            row[name] = fn(eps)
+        self.curve.append(row)
+        if os.environ.get("AMAGO_LEARNING_PROGRESS"):
+            print(f"[{self.task.name}] " + " ".join(f"{k}={v:.3g}" for k, v in row.items()), flush=True)
+        if self.stop_at is not None and row[self.task.metric_name] >= self.stop_at:
+            trainer.should_stop = True
+
+
+@dataclass
+class RunResult:
+    task: str
+    seed: int
+    curve: list[dict[str, float]]
+    test_metric: float
+    test_extra: dict[str, float]
+    env_steps: int
+    updates: int
+    wall_s: float
+    test_metrics: dict[str, float]
+
+
+def build_experiment(task: Task, budget: Budget, run_dir: Path, seed: int, verbose: bool = False, **overrides: Any) -> Experiment:
+    """Bind the task's gin settings (clearing the previous config) and build its Experiment."""
+    gin.clear_config()
+    config = dict(task.gin)
+    tstep = switch_tstep_encoder(config, "ff", **task.tstep)
+    arch, traj_kw = task.traj
+    traj = switch_traj_encoder(config, arch, **traj_kw)
+    explore = switch_exploration(config, "egreedy", **task.explore)
+    use_config(config, finalize=False)
+    kwargs: dict[str, Any] = dict(
+        run_name=task.name,
+        ckpt_base_dir=str(run_dir),
+        max_seq_len=task.max_seq_len,
+        stagger_traj_file_lengths=False,
+        dataset=DiskTrajDataset(dset_root=str(run_dir), dset_name=task.name, dset_max_size=20_000),
+        tstep_encoder_type=tstep,
+        traj_encoder_type=traj,
+        agent_type=Agent,
+        exploration_wrapper_type=explore,
+        make_train_env=task.make_env,
+        make_val_env=task.make_env,
+        parallel_actors=task.parallel_actors,
+        env_mode="sync",
+        dloader_workers=0,
+        epochs=budget.epochs,
+        train_timesteps_per_epoch=task.train_steps,
+        train_batches_per_epoch=budget.updates,
+        val_timesteps_per_epoch=task.val_steps,
+        val_interval=task.val_interval,
+        ckpt_interval=None,
+        always_save_latest=False,
+        batch_size=24,
+        log_interval=50,
+        seed=seed,
+        verbose=verbose,
+        accelerator="cpu",
+    )
+    kwargs.update(task.experiment)
+    kwargs.update(overrides)
+    return Experiment(**kwargs)
+
+
+def run_task(
+    task: Task | str,
+    seed: int = 0,
+    budget: str | Budget = "test",
+    run_dir: Path | None = None,
+    early_stop: bool | None = None,
+    verbose: bool = False,
+    threads: int | None = 1,
+    **overrides: Any,
+) -> RunResult:
+    """Train ``task`` from scratch and evaluate it with ``task.test_episodes`` test episodes.
+
+    ``budget`` "test" (the CI budget, early stop at ``stop_at``) or "full" (no early stop), or a
+    :class:`Budget`. ``threads``: torch threads (1 is fastest for these tiny nets on shared cores).
+    """
+    task = TASKS[task] if isinstance(task, str) else task
+    b = budget if isinstance(budget, Budget) else getattr(task, budget)
+    if early_stop is None:
+        early_stop = budget == "test"
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    tmp = None
+    if run_dir is None:
+        tmp = tempfile.mkdtemp(prefix=f"amago_learning_{task.name}_")
+        run_dir = Path(tmp)
+    try:
+        exp = build_experiment(task, b, Path(run_dir), seed, verbose=verbose, **overrides)
+        tracker = MetricTracker(task, (task.stop_at if task.stop_at is not None else task.threshold) if early_stop else None)
+        t0 = time.perf_counter()
+        exp.start()
+        exp.trainer.callbacks.append(tracker)
+        exp.learn()
+        train_wall = time.perf_counter() - t0
+        n = task.parallel_actors
+        per_actor = math.ceil(task.test_episodes / n)
+        # Enough steps for per_actor episodes of the longest possible length.
+        test = exp.evaluate_test(task.make_env, timesteps=per_actor * task.val_steps + 1, episodes=task.test_episodes)
+        collector = next(cb for cb in exp.trainer.callbacks if isinstance(cb, RolloutCallback))
+        return RunResult(
+            task=task.name,
+            seed=seed,
+            curve=tracker.curve,
+            test_metric=task.metric(test.episodes),
+            test_extra={k: fn(test.episodes) for k, fn in task.extra_metrics.items()},
+            env_steps=int(collector.total_frames),
+            updates=int(exp.trainer.global_step),
+            wall_s=train_wall,
+            test_metrics=test.metrics,
+        )
+    finally:
+        torch.set_num_threads(old_threads)
+        gin.clear_config()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- reporting
+def write_csv(path: Path, results: list[RunResult]) -> None:
+    keys: list[str] = []
+    for r in results:
+        for row in r.curve:
+            keys += [k for k in row if k not in keys]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["seed", *keys])
+        w.writeheader()
+        for r in results:
+            for row in r.curve:
+                w.writerow({"seed": r.seed, **row})
+
+
+def plot(path: Path, task: Task, results: list[RunResult]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [task.metric_name, *task.extra_metrics]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in metrics:
+        curves = [np.array([[row["env_steps"], row[m]] for row in r.curve]) for r in results if r.curve]
+        if not curves:
+            continue
+        n = min(len(c) for c in curves)
+        steps = curves[0][:n, 0]
+        vals = np.stack([c[:n, 1] for c in curves])  # (S, n)
+        ax.plot(steps, vals.mean(0), label=f"{m} (mean of {len(curves)})")
+        ax.fill_between(steps, vals.min(0), vals.max(0), alpha=0.25)
+    ax.axhline(task.threshold, color="k", ls="--", lw=0.8, label=f"CI threshold {task.threshold:g}")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel(task.metric_name)
+    ax.set_title(task.description, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def first_reach(curve: list[dict[str, float]], key: str, threshold: float) -> dict[str, float] | None:
+    return next((row for row in curve if row[key] >= threshold), None)
+
+
+def markdown(results: dict[str, list[RunResult]], budget: str) -> str:
+    lines = [
+        f"| task | seeds | budget ({budget}) env steps / updates | final test metric (mean ± std) | "
+        "seeds reaching threshold | env steps to threshold (mean) | wall s / seed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, rs in results.items():
+        t = TASKS[name]
+        vals = np.array([r.test_metric for r in rs])
+        reached = [first_reach(r.curve, t.metric_name, t.threshold) for r in rs]
+        hit = [row for row in reached if row is not None]
+        steps = f"{np.mean([h['env_steps'] for h in hit]):.0f}" if hit else "-"
+        extra = ""
+        if t.extra_metrics:
+            extra = " (" + ", ".join(f"{k} {np.mean([r.test_extra[k] for r in rs]):.2f}" for k in t.extra_metrics) + ")"
+        lines.append(
+            f"| {t.description} | {len(rs)} | {np.mean([r.env_steps for r in rs]):.0f} / {np.mean([r.updates for r in rs]):.0f} | "
+            f"{t.metric_name} {vals.mean():.3g} ± {vals.std():.2g}{extra} | {len(hit)}/{len(rs)} (>= {t.threshold:g}) | "
+            f"{steps} | {np.mean([r.wall_s for r in rs]):.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", nargs="*", default=DEFAULT_TASKS, help=f"any of {sorted(TASKS)}")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--budget", default="full", choices=["full", "test"])
+    p.add_argument("--epochs", type=int, default=None, help="override the budget's epochs")
+    p.add_argument("--updates", type=int, default=None, help="override the budget's updates per epoch")
+    p.add_argument("--early_stop", action="store_true", help="stop a seed once it reaches the threshold")
+    p.add_argument("--smoke", action="store_true", help="1 seed, 2 epochs of 5 updates per task (checks the pipeline)")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--list", action="store_true")
+    p.add_argument("--verbose", action="store_true")
+    args = p.parse_args(argv)
+    if args.list:
+        for name, t in TASKS.items():
+            print(f"{name:24s} {t.description}{'  [default]' if name in DEFAULT_TASKS else ''}")
+        return
+    if args.smoke:
+        args.seeds, args.epochs, args.updates = 1, 2, 5
+    unknown = set(args.tasks) - set(TASKS)
+    if unknown:
+        p.error(f"unknown tasks {sorted(unknown)}; choose from {sorted(TASKS)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, list[RunResult]] = {}
+    for name in args.tasks:
+        t = TASKS[name]
+        base = getattr(t, args.budget)
+        b = Budget(args.epochs or base.epochs, args.updates or base.updates)
+        results[name] = []
+        for seed in range(args.seeds):
+            r = run_task(t, seed=seed, budget=b, early_stop=args.early_stop, verbose=args.verbose)
+            results[name].append(r)
+            print(
+                f"{name} seed {seed}: test {t.metric_name} {r.test_metric:.3f} {r.test_extra or ''} after "
+                f"{r.env_steps} env steps, {r.updates} updates, {r.wall_s:.0f}s",
+                flush=True,
+            )
+        write_csv(args.out / f"{name}.csv", results[name])
+        plot(args.out / f"{name}.png", t, results[name])
+    table = markdown(results, "smoke" if args.smoke else args.budget)
+    (args.out / "learning.md").write_text(f"# Learning benchmark ({'smoke' if args.smoke else args.budget})\n\n{table}")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
