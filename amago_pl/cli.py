@@ -21,7 +21,10 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from amago_pl.callbacks.checkpoint_io import with_atomic_checkpoints
+from amago_pl.cli_checks import cli_build_roots, validate_cli_settings
 from amago_pl.cli_utils import check_binding_types, parse_gin, register_all_configurables
+from amago_pl.experiment_utils import check_required_bindings
 
 
 def amago_agent(
@@ -42,8 +45,13 @@ def amago_agent(
             "frozen_lake", "dark_key_door", "gym:CartPole-v1", "popgym:RepeatPreviousEasy".
         env_kwargs: keyword arguments of that env.
         max_seq_len: context length (training window and rollout cache).
-        tstep_encoder, traj_encoder, agent: registry names ("ff"/"cnn"; "transformer"/"rnn"/"ff"/
-            "mamba"/"identity"; "agent"/"multitask"). Their keywords come from gin.
+        tstep_encoder: timestep-encoder registry name, "ff" or "cnn"; its keywords come from gin.
+        traj_encoder: sequence-model registry name, "transformer", "rnn" (or "gru"), "ff", "mamba"
+            or "identity"; its keywords come from gin.
+        agent: agent registry name, "agent" or "multitask"; its keywords come from gin.
+        learning_rate: AdamW learning rate passed to the agent.
+        lr_warmup_steps: optimizer steps of linear learning-rate warmup.
+        l2_coeff: AdamW weight decay.
     """
     from amago_pl.experiment_utils import probe_spaces
     from amago_pl.modules.agent import get_agent_cls
@@ -139,6 +147,18 @@ class AmagoCLI(LightningCLI):
         parser.add_class_arguments(RunSettings, "run")
         parser.link_arguments("model.max_seq_len", "data.max_seq_len")
 
+    def before_instantiate_classes(self) -> None:
+        """Check every setting (and the gin.REQUIRED keywords) before any env or model is built."""
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        problems = validate_cli_settings(cfg)
+        if not problems:
+            try:
+                check_required_bindings(cli_build_roots(cfg))
+            except ValueError as err:
+                raise SystemExit(f"amago-pl: {err}") from err
+            return
+        raise SystemExit("amago-pl: invalid settings:\n  - " + "\n  - ".join(problems))
+
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         from amago_pl.callbacks import ConfigLoggingCallback, EvalCallback, RolloutCallback, SummaryCallback
         from amago_pl.envs.exploration import get_exploration_cls
@@ -197,6 +217,7 @@ class AmagoCLI(LightningCLI):
             trainer_config["default_root_dir"] = str(run_dir)
         if run["val_timesteps"] <= 0:
             trainer_config["limit_val_batches"] = 0
+        trainer_config["plugins"] = with_atomic_checkpoints(trainer_config.get("plugins"))
         extra = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
         return self._instantiate_trainer(trainer_config, extra + callbacks)
 

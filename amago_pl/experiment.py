@@ -25,11 +25,13 @@ from amago_pl.callbacks import (
     RolloutCallback,
     SummaryCallback,
 )
+from amago_pl.callbacks.checkpoint_io import with_atomic_checkpoints
 from amago_pl.callbacks.interact import EpisodeStat
 from amago_pl.callbacks.rollout import log_to_loggers
 from amago_pl.envs import EpsilonGreedy
 from amago_pl.experiment_utils import (
     build_loggers,
+    check_required_bindings,
     describe_run,
     precision_from_mixed,
     probe_spaces,
@@ -46,10 +48,147 @@ class EvaluationResult:
 @gin.configurable
 @dataclass
 class Experiment:
-    """Keyword names and defaults follow the original ``amago.Experiment`` (inventory table 2.1).
+    """The training run: envs, replay data, agent and schedule, wired into a Lightning ``Trainer``.
 
+    Keyword names and defaults follow the original ``amago.Experiment`` (inventory table 2.1).
     The fields after ``mixed_precision`` are amago_pl additions for Lightning (devices, seed,
-    loggers, extra Trainer arguments).
+    loggers, extra Trainer arguments). Invalid settings raise a ``ValueError`` at construction.
+
+    This class is gin-configurable: unlike the other configurables you construct it yourself, and
+    gin supplies any keyword you do not pass (``Experiment.batch_size = 32``). Typical use:
+    ``exp = Experiment(...)``, then ``exp.start()``, ``exp.learn()`` and
+    ``exp.evaluate_test(make_env, timesteps)``. The sections below group the fields; they are all
+    keyword arguments of the constructor.
+
+    Required (no default):
+
+    Args:
+        run_name: name of the run; its files go to ``{ckpt_base_dir}/{run_name}/`` (checkpoints in
+            ``ckpts/``, CSV logs in ``logs/``), and it names the wandb run.
+        ckpt_base_dir: folder that holds the run folders.
+        max_seq_len: context length in timesteps: the length of training sequences and the number
+            of past steps the policy remembers during rollouts (the TrajEncoder's
+            ``max_seq_len``). A positive integer.
+        dataset: the replay data, an ``RLDataset`` instance (``DiskTrajDataset``,
+            ``MixtureOfDatasets``, ...). ``start()`` configures it in place with this run's batch
+            size, sequence length and loader settings; it also serves as the Lightning datamodule.
+        tstep_encoder_type: the TstepEncoder class (e.g. ``FFTstepEncoder``), built by the Agent
+            from the env spaces.
+        traj_encoder_type: the TrajEncoder class (e.g. ``TformerTrajEncoder``), built by the Agent.
+        agent_type: the Agent class (``Agent`` or ``MultiTaskAgent``), built by ``start()``.
+        val_timesteps_per_epoch: env steps per parallel env in each validation run; 0 disables
+            validation. Only episodes that finish within this budget are counted.
+        make_train_env: a callable returning an ``AMAGOEnv``, or a list of ``parallel_actors``
+            such callables (one per env), used for data collection.
+        make_val_env: like ``make_train_env``, for validation (no exploration, no data saved).
+
+    Envs:
+
+    Args:
+        parallel_actors: number of envs stepped together in each process (also the batch size of
+            the rollout memory). Defaults to 12.
+        env_mode: "async" (each env in a worker process), "sync" (all envs in this process) or
+            "already_vectorized" (the factory returns one env that is already batched).
+            Defaults to "async".
+        async_env_mp_context: multiprocessing start method of the "async" workers ("fork",
+            "spawn", "forkserver"); None picks "fork" on Linux and "spawn" elsewhere.
+            Defaults to None.
+        exploration_wrapper_type: exploration class applied to the training actions, built as
+            ``cls(action_space, num_envs)``; None disables exploration. Validation and test never
+            explore. Defaults to ``EpsilonGreedy``.
+        sample_actions_train: sample actions from the policy during collection (False takes the
+            most likely / mean action). Defaults to True.
+        sample_actions_val: the same for validation and test. Defaults to True.
+        force_reset_train_envs_every: every this many epochs, reset all training envs and clear
+            the policy's memory (for vectorised envs that never reset themselves); None never
+            forces a reset. Defaults to None.
+
+    Logging:
+
+    Args:
+        log_to_wandb: also log to Weights & Biases (offline when ``WANDB_MODE`` is "offline" or
+            "disabled"). Defaults to False.
+        wandb_project: wandb project; None uses "amago_pl". Defaults to the ``AMAGO_WANDB_PROJECT``
+            environment variable, read when the Experiment is created.
+        wandb_entity: wandb entity (user or team). Defaults to the ``AMAGO_WANDB_ENTITY``
+            environment variable.
+        wandb_group_name: wandb group of the run. Defaults to None.
+        verbose: show progress bars, the model summary and the start-up description.
+            Defaults to True.
+        log_interval: log the training metrics (losses, diagnostics, gradient norms) every this
+            many training steps (Lightning's ``log_every_n_steps``). Defaults to 300.
+
+    Replay:
+
+    Args:
+        traj_save_len: a trajectory is written to a file when its episode ends or after this many
+            steps, whichever comes first (long episodes become several files). Must be at least
+            ``max_seq_len``. Defaults to 10**10 (whole episodes).
+        has_dset_edit_rights: whether this process may delete old FIFO files from the replay
+            buffer; False for collector-only processes that share a buffer. Defaults to True.
+        stagger_traj_file_lengths: draw each file's split length at random in
+            ``[traj_save_len - max_seq_len, traj_save_len + max_seq_len]`` so that file
+            boundaries do not line up across envs (only when ``max_seq_len < traj_save_len``).
+            Defaults to True.
+        save_trajs_as: file format of new trajectories: "npz" or "npz-compressed".
+            Defaults to "npz".
+        padded_sampling: where training windows may start in a trajectory longer than
+            ``max_seq_len``: "none" (windows always full length), "left" (may start before the
+            trajectory's first step, giving a shorter window that begins at step 0), "right"
+            (may run past its end, giving a shorter window) or "both". Shorter trajectories are
+            always used whole. Defaults to "none".
+        dloader_workers: DataLoader worker processes that load and cut trajectories; 0 loads in
+            the training process. Defaults to 6.
+
+    Schedule:
+
+    Args:
+        epochs: number of epochs; each epoch collects data, then trains, then validates and
+            checkpoints when due. Defaults to 1000.
+        start_learning_at_epoch: epochs before this one only collect (no gradient steps).
+            Defaults to 0.
+        start_collecting_at_epoch: epochs before this one do not collect (e.g. offline
+            pretraining before online fine-tuning). Defaults to 0.
+        train_timesteps_per_epoch: env steps per parallel env collected each epoch; 0 disables
+            collection. Defaults to 1000.
+        train_batches_per_epoch: training batches per epoch in each process; 0 makes the run a
+            pure collector (no training, no checkpoints). Defaults to 1000.
+        val_interval: validate every this many epochs; None (or 0) disables validation.
+            Defaults to 20.
+        ckpt_interval: keep a full checkpoint ``ckpts/epoch={e}.ckpt`` every this many epochs;
+            ``ckpts/last.ckpt`` is always kept. None keeps only ``last.ckpt``. Defaults to 50.
+        always_save_latest: after every epoch, write the current weights to
+            ``ckpts/latest/policy.pt`` for collector processes. Defaults to True.
+        always_load_latest: load ``ckpts/latest/policy.pt`` at the start of every epoch (for
+            collector processes that follow a separate learner). Defaults to False.
+
+    Optimization:
+
+    Args:
+        batch_size: sequences per batch in each process (per device). Defaults to 24.
+        batches_per_update: batches whose gradients are accumulated per optimizer step.
+            Defaults to 1.
+        learning_rate: AdamW learning rate, passed to the Agent. Defaults to 1e-4.
+        lr_warmup_steps: optimizer steps of linear learning-rate warmup, passed to the Agent.
+            Defaults to 500.
+        grad_clip: gradients are clipped to this global norm. Defaults to 1.0.
+        l2_coeff: AdamW weight decay, passed to the Agent. Defaults to 1e-3.
+        mixed_precision: "no" (fp32), "fp16" or "bf16" (mixed precision); Lightning precision
+            strings such as "bf16-mixed" are accepted too. Defaults to "no".
+
+    amago_pl additions:
+
+    Args:
+        seed: global seed (``seed_everything``); envs are seeded from it too (training, validation
+            and test envs with different offsets). Defaults to 0.
+        accelerator: Lightning accelerator ("auto", "cpu", "gpu", ...). Defaults to "auto".
+        devices: Lightning ``devices`` (a count, "auto", or a list of device ids). Defaults to 1.
+        strategy: Lightning strategy ("auto", "ddp", ...). Defaults to "auto".
+        num_nodes: number of machines for multi-node training. Defaults to 1.
+        loggers: Lightning loggers to use, any of "csv", "tensorboard" and "wandb".
+            Defaults to ("csv",).
+        trainer_kwargs: extra keyword arguments for ``lightning.pytorch.Trainer``; they override
+            the ones the Experiment computes. Defaults to None.
     """
 
     # required
@@ -130,6 +269,10 @@ class Experiment:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Build the agent, callbacks, loggers and Trainer. Call after gin is configured."""
+        # Before anything is built: a gin.REQUIRED keyword nobody bound fails here, naming it.
+        check_required_bindings(
+            [self.agent_type, self.tstep_encoder_type, self.traj_encoder_type, self.exploration_wrapper_type]
+        )
         pl.seed_everything(self.seed, workers=True, verbose=False)
         obs_space, rl2_space, action_space = probe_spaces(self.make_train_env, self.env_mode, self.parallel_actors)
         self.dataset.configure(
@@ -241,6 +384,8 @@ class Experiment:
             use_distributed_sampler=False,  # each rank samples its own batches (see the dataset)
         )
         args.update(self.trainer_kwargs or {})
+        # Checkpoints are written atomically, and a full disk names the path and size.
+        args["plugins"] = with_atomic_checkpoints(args.get("plugins"))
         return args
 
     def learn(self) -> None:

@@ -137,12 +137,105 @@ def describe_run(exp: Any, obs_space: gym.Space, action_space: gym.Space) -> str
 
 
 def load_weights_only(agent: torch.nn.Module, path: str | os.PathLike) -> None:
-    """Copy a checkpoint's weights into ``agent`` (no optimizer or counters): fine-tuning."""
+    """Copy a checkpoint's weights into ``agent`` (no optimizer or counters): fine-tuning.
+
+    Hyperparameters may differ (a new learning rate is fine); when the weights do not fit, the
+    error lists the missing/unexpected/misshapen parameters and the differing hyperparameters
+    and model gin bindings, which usually name the cause.
+    """
+    from amago_pl.modules.ckpt_compat import config_differences, describe_mismatch
+
     blob = torch.load(path, map_location="cpu", weights_only=False)
     state = blob.get("state_dict", blob)
-    missing, unexpected = agent.load_state_dict(state, strict=False)
-    if missing or unexpected:
+    own = agent.state_dict()
+    misshapen = sorted(
+        f"{k}: checkpoint {tuple(v.shape)}, agent {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)
+    )
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected or misshapen:
+        diffs = config_differences(blob, getattr(agent, "hparams", {})) if "state_dict" in blob else []
+        details = describe_mismatch(f"checkpoint {path}", blob, diffs) if diffs else "no recorded config difference"
         raise RuntimeError(
-            f"checkpoint {path} does not match this agent: missing {sorted(missing)[:10]}, "
-            f"unexpected {sorted(unexpected)[:10]}. Was it trained with a different config?"
+            f"checkpoint {path} does not match this agent: missing {missing[:10]}, unexpected {unexpected[:10]}, "
+            f"misshapen {misshapen[:10]}.\n{details}"
         )
+    agent.load_state_dict(state, strict=True)
+
+
+# A string-valued setting that makes a class build another configurable (invisible to the walk).
+_IMPLIED_BY_VALUE = {("TformerTrajEncoder", "pos_emb", "learnable"): "LearnablePosEmb"}
+
+
+def _bound_params() -> dict[str, dict[str, Any]]:
+    """``{full selector: {param: value}}`` of every gin binding (scopes merged)."""
+    import gin
+
+    out: dict[str, dict[str, Any]] = {}
+    for (_scope, selector), params in gin.config._CONFIG.items():  # noqa: SLF001 - no public listing API
+        match = gin.config._REGISTRY.get_match(selector)  # noqa: SLF001
+        if match is not None:
+            out.setdefault(match.selector, {}).update(params)
+    return out
+
+
+def _configurable_of(obj: Any) -> Any:
+    import gin
+
+    for _selector, configurable in gin.config._REGISTRY.items():  # noqa: SLF001
+        if configurable.wrapped is obj:
+            return configurable
+    return None
+
+
+def missing_required_bindings(roots: Sequence[Any]) -> list[str]:
+    """``Class.param`` for every ``gin.REQUIRED`` keyword that the run would need but nobody bound.
+
+    Walks the classes the run builds (``roots``), the configurable classes they take as defaults
+    (e.g. ``Agent.actor_type = Actor``) and the ``@references`` bound to their keywords.
+    """
+    import inspect
+
+    import gin
+
+    bound = _bound_params()
+    missing: list[str] = []
+    seen: set[int] = set()
+    todo = [r for r in roots if r is not None]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        configurable = _configurable_of(obj)
+        if configurable is None:
+            continue
+        try:
+            params = inspect.signature(configurable.wrapped).parameters
+        except (TypeError, ValueError):
+            continue
+        values = bound.get(configurable.selector, {})
+        for name, param in params.items():
+            value = values.get(name, param.default)
+            if value is gin.REQUIRED:
+                missing.append(f"{configurable.name}.{name}")
+            elif isinstance(value, gin.config.ConfigurableReference):
+                todo.append(value.configurable.wrapped)
+            elif inspect.isclass(value) or inspect.isfunction(value):
+                todo.append(value)
+            implied = _IMPLIED_BY_VALUE.get((configurable.name, name, value if isinstance(value, str) else None))
+            if implied is not None:
+                match = gin.config._REGISTRY.get_match(implied)  # noqa: SLF001
+                if match is not None:
+                    todo.append(match.wrapped)
+    return sorted(set(missing))
+
+
+def check_required_bindings(roots: Sequence[Any]) -> None:
+    """Fail before any env or model is built when a needed ``gin.REQUIRED`` keyword is unbound."""
+    missing = missing_required_bindings(roots)
+    if missing:
+        lines = "\n  - ".join(f"{m} (add e.g. `{m} = ...` to a .gin file or --gin)" for m in missing)
+        raise ValueError(f"gin.REQUIRED settings without a value:\n  - {lines}")

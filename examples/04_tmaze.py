@@ -3,6 +3,7 @@ and must be recalled at the end of the corridor (inventory example 04).
 
     python examples/04_tmaze.py                      # CPU, about 5 minutes
     python examples/04_tmaze.py --corridor 50 --epochs 60 --traj_encoder rnn
+    python examples/04_tmaze.py --tiny                # one tiny epoch (seconds)
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--dloader_workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--configs", nargs="*", default=[], help="extra .gin files")
-    return p.parse_args()
+    p.add_argument("--tiny", action="store_true", help="one tiny epoch (a smoke test)")
+    args = p.parse_args()
+    if args.tiny:
+        args.corridor, args.epochs, args.parallel_actors, args.batches_per_epoch = 3, 1, 2, 2
+    return args
 
 
 def make_env(corridor: int):

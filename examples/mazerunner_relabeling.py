@@ -12,7 +12,7 @@ the instruction had been cells the agent did visit (see ``amago_pl/datamodules/h
 The relabeler sees whole episodes, so files hold one episode each (``traj_save_len`` above the
 time limit, no stagger), and the context covers a whole episode.
 
-    python examples/mazerunner_relabeling.py --relabel some       # CPU, about 10 minutes
+    python examples/mazerunner_relabeling.py --relabel some       # CPU; the longest example here
     python examples/mazerunner_relabeling.py --tiny               # seconds (tests)
 """
 

@@ -22,7 +22,7 @@ import numpy as np
 
 import amago_pl
 from amago_pl import Experiment
-from amago_pl.cli_utils import switch_traj_encoder, switch_tstep_encoder, use_config
+from amago_pl.cli_utils import switch_exploration, switch_traj_encoder, switch_tstep_encoder, use_config
 from amago_pl.datamodules import DiskTrajDataset, MixtureOfDatasets, RLDataset, write_offline_dataset
 from amago_pl.envs import AMAGOEnv
 from amago_pl.envs.builtin.tmaze import DOWN, RIGHT, UP, TMazeAltPassive
@@ -137,6 +137,8 @@ def configure_gin(
     }
     tstep = switch_tstep_encoder(config, "ff")
     traj = switch_traj_encoder(config, "rnn", memory_size=64, layers=1)
+    # Online epochs start from a trained policy: a little epsilon-greedy noise, not 100% random.
+    switch_exploration(config, "egreedy", eps_start=0.1, eps_end=0.02, steps_anneal=2000)
     # offline.gin last: the file is the documented source of the offline settings.
     use_config(config, [str(OFFLINE_GIN), *(extra_configs or [])], finalize=finalize)
     return tstep, traj
@@ -178,6 +180,10 @@ def build_experiment(
         train_batches_per_epoch=batches_per_epoch,
         val_timesteps_per_epoch=2 * (horizon + 1) if val_interval else 0,
         val_interval=val_interval,
+        # Greedy acting plus epsilon (as in 04_tmaze.py): the clipped softmax of the discrete
+        # policy never becomes deterministic, and T-Maze fails on any single wrong step.
+        sample_actions_train=False,
+        sample_actions_val=False,
         ckpt_interval=None,
         batch_size=32,
         learning_rate=1e-3,

@@ -21,6 +21,10 @@ class Relabeler(ABC):
     """Base class: subclasses implement `relabel`. Instances are callables ``FrozenTraj -> FrozenTraj``.
 
     Must not modify its input in place (the same arrays may be cached or shared).
+
+    This class is gin-configurable, but it takes no arguments; subclasses define their own
+    keywords (see ``HindsightInstructionReplay``). Pass an instance or a class as
+    ``DiskTrajDataset(relabeler=...)``.
     """
 
     def __call__(self, traj: FrozenTraj) -> FrozenTraj:
@@ -33,7 +37,11 @@ class Relabeler(ABC):
 
 @gin.configurable
 class NoOpRelabeler(Relabeler):
-    """Returns the trajectory unchanged (the default)."""
+    """Returns the trajectory unchanged (the default).
+
+    This class is gin-configurable, but it takes no arguments. ``DiskTrajDataset`` uses it when
+    no relabeler is given.
+    """
 
     def relabel(self, traj: FrozenTraj) -> FrozenTraj:
         return traj

@@ -9,6 +9,10 @@ Crash recovery: when ``reset``/``step`` raises, the env is rebuilt from its fact
 step is reported with ``dropped=True`` (the episode is discarded) and the failure is returned to
 the parent, which counts a restart. A second failure of the same env within ``failure_window`` of
 its own steps is reported as fatal and the parent raises.
+
+Output checks: an observation whose keys, shape or dtype contradict the env's observation space
+raises ``EnvOutputError`` at once (naming the env, the key and the step). It is a bug in the env,
+not a crash to retry, so it is never turned into a restart.
 """
 
 from __future__ import annotations
@@ -25,6 +29,44 @@ from amago_pl.envs.amago_env import AMAGOEnv, default_env_name
 
 # A rebuilt env gets a new seed derived from the base seed so its episodes differ from the crashed ones.
 _RESTART_SEED_STRIDE = 1_000_003
+
+
+class EnvOutputError(ValueError):
+    """An env returned an observation that does not fit its observation space."""
+
+
+def _obs_spec(space: gym.spaces.Space) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{key: (shape, dtype)}`` of a Dict observation space's array-like subspaces."""
+    if not isinstance(space, gym.spaces.Dict):
+        return {}
+    out = {}
+    for key, sub in space.spaces.items():
+        if isinstance(sub, (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)):
+            out[key] = (tuple(sub.shape), np.dtype(sub.dtype))
+    return out
+
+
+def check_obs(
+    obs: dict[str, np.ndarray], spec: dict[str, tuple[tuple[int, ...], np.dtype]], who: str, when: str
+) -> None:
+    """Raise ``EnvOutputError`` unless every key of ``spec`` is present with its shape and a
+    compatible dtype (numeric or bool; no floats where the space holds integers)."""
+    for key, (shape, dtype) in spec.items():
+        if key not in obs:
+            raise EnvOutputError(f"{who} returned no observation key {key!r} {when}; got keys {sorted(obs)}")
+        arr = obs[key]
+        problem = None
+        if arr.shape != shape:
+            problem = f"shape {arr.shape}, but its observation space has shape {shape}"
+        elif not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+            problem = f"dtype {arr.dtype} (not numeric)"
+        elif np.issubdtype(arr.dtype, np.floating) and not np.issubdtype(dtype, np.floating):
+            problem = f"dtype {arr.dtype}, but its observation space holds {dtype}"
+        if problem:
+            raise EnvOutputError(
+                f"{who} returned observation key {key!r} with {problem} {when}. Fix the env or its "
+                "observation_space."
+            )
 
 
 @dataclass
@@ -83,6 +125,7 @@ class EnvSlot:
         self.env_steps = 0  # lifetime steps of this env slot (the failure window counts these)
         self._last_failure_step: int | None = None
         self.env = self._build()
+        self.obs_spec = _obs_spec(self.env.observation_space)
         self.rl2_dim = int(self.env.get_wrapper_attr("rl2_space").shape[0])
         self.obs: dict[str, np.ndarray] = {}
         self.rl2 = np.zeros(self.rl2_dim, dtype=np.float32)  # (1 + A,)
@@ -97,9 +140,16 @@ class EnvSlot:
     def _name(self) -> str:
         return default_env_name(self.env)
 
+    def _check(self, obs: dict[str, np.ndarray], when: str) -> None:
+        who = f"env {self.index} ({self.env_name or default_env_name(self.env)!r})"
+        check_obs(obs, self.obs_spec, who, f"{when} (env step {self.env_steps}, episode step {self.time_idx})")
+
     def reset(self, seed: int | None) -> None:
         obs, _ = self.env.reset(seed=seed)
-        self.obs = _copy_obs(obs)
+        obs = _copy_obs(obs)
+        self.time_idx = 0
+        self._check(obs, "at reset")
+        self.obs = obs
         self.rl2 = np.zeros(self.rl2_dim, dtype=np.float32)
         self.time_idx = 0
         self.env_name = self._name()  # read after reset: multi-task envs rename per episode
@@ -124,6 +174,8 @@ class EnvSlot:
             self.env = self._build()
             seed = None if self.seed is None else self.seed + _RESTART_SEED_STRIDE * self.restarts
             self.reset(seed)
+        except EnvOutputError:
+            raise
         except Exception:  # reported to the parent as fatal
             fatal = True
             error = error + "\nwhile rebuilding the env:\n" + traceback.format_exc()
@@ -137,13 +189,17 @@ class EnvSlot:
         self.env_steps += 1
         try:
             obs, reward, terminated, truncated, info = self.env.step(action)
+            obs = _copy_obs(obs)
+            self._check(obs, "from step")
             rep = self._action_rep(action)  # (A,)
             rl2 = np.concatenate([np.asarray([reward], dtype=np.float32), rep.astype(np.float32)])  # (1 + A,)
-            final = (_copy_obs(obs), rl2, self.time_idx + 1)
+            final = (obs, rl2, self.time_idx + 1)
             if terminated or truncated:
                 self.reset(None)
             else:
                 self.obs, self.rl2, self.time_idx = final
+        except EnvOutputError:
+            raise  # a broken env contract: report it, do not retry
         except Exception:  # any env error becomes a restart (see module doc)
             failure = self.recover(traceback.format_exc())
             out = (prev_obs, prev_rl2, prev_t, 0.0, False, False, name, {}, True)
@@ -194,6 +250,8 @@ class EnvGroup:
             seed = None if self._seeded else slot.seed
             try:
                 slot.reset(seed)
+            except EnvOutputError:
+                raise
             except Exception:  # reported as a restart (or fatal)
                 failures.append(slot.recover(traceback.format_exc()))
         self._seeded = True

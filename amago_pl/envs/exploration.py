@@ -192,6 +192,24 @@ class EpsilonGreedy(_RandomizedEps):
     Discrete: with probability eps take a uniform random action. Continuous: ``clip(a + eps *
     N(0, 1), -1, 1)``. MultiBinary: flip each bit with probability eps. With ``randomize_eps``
     each env's eps is multiplied by U[0, 1), redrawn when that env's episode ends.
+
+    A call is one step of all parallel envs in this process, so the schedule counts steps per
+    env, not total env steps. The default ``Experiment.exploration_wrapper_type``.
+
+    This class is gin-configurable: the rollout callback builds it as
+    ``EpsilonGreedy(action_space, num_envs)`` and every keyword keeps its default unless gin binds
+    it (``EpsilonGreedy.steps_anneal = 200_000``).
+
+    Args:
+        action_space: the env's (single) action space. Supplied by amago_pl, not by gin.
+        num_envs: number of parallel envs this object serves. Supplied by amago_pl
+            (``Experiment.parallel_actors``), not by gin.
+        eps_start: epsilon at the first step. Defaults to 1.0.
+        eps_end: epsilon once the schedule has finished. Defaults to 0.05.
+        steps_anneal: number of calls over which epsilon moves linearly from ``eps_start`` to
+            ``eps_end``. Defaults to 1_000_000.
+        randomize_eps: multiply each env's epsilon by its own U[0, 1) draw, redrawn when that
+            env's episode ends, so some envs explore less than others. Defaults to True.
     """
 
     def __init__(
@@ -221,7 +239,32 @@ class BilevelEpsilonGreedy(_RandomizedEps):
     At schedule step k the rollout starts with ``eps_start(k)`` (``eps_start_start`` ->
     ``eps_start_end``) and reaches ``eps_end(k)`` (``eps_end_start`` -> ``eps_end_end``) at
     ``time_idx = rollout_horizon``, linearly in between. Past the horizon it stays at the end value
-    (the original kept extrapolating, which can go negative).
+    (the original kept extrapolating, which can go negative). The noise itself is applied as in
+    :class:`EpsilonGreedy`. Select it with
+    ``Experiment.exploration_wrapper_type = @BilevelEpsilonGreedy``.
+
+    This class is gin-configurable: the rollout callback builds it as
+    ``BilevelEpsilonGreedy(action_space, num_envs)``; ``rollout_horizon`` has no default, so gin
+    must bind it (``BilevelEpsilonGreedy.rollout_horizon = 500``), and the other keywords keep
+    their defaults unless gin binds them.
+
+    Args:
+        action_space: the env's (single) action space. Supplied by amago_pl, not by gin.
+        num_envs: number of parallel envs this object serves. Supplied by amago_pl
+            (``Experiment.parallel_actors``), not by gin.
+        rollout_horizon: time index (steps since the env's last reset) at which epsilon reaches
+            its end-of-rollout value; usually the length of a rollout. Required.
+        eps_start_start: epsilon at time index 0, at the beginning of training. Defaults to 1.0.
+        eps_start_end: epsilon at time index 0, once the schedule has finished.
+            Defaults to 0.05.
+        eps_end_start: epsilon at ``rollout_horizon``, at the beginning of training.
+            Defaults to 0.8.
+        eps_end_end: epsilon at ``rollout_horizon``, once the schedule has finished.
+            Defaults to 0.01.
+        steps_anneal: number of calls (steps of each env) over which both endpoints move from
+            their start to their end values. Defaults to 1_000_000.
+        randomize_eps: multiply each env's epsilon by its own U[0, 1) draw, redrawn when that
+            env's episode ends. Defaults to True.
     """
 
     def __init__(

@@ -71,7 +71,34 @@ class BaseActorHead(nn.Module, ABC):
 
 @gin.configurable
 class Actor(BaseActorHead):
-    """MLP actor head."""
+    """MLP actor head: state -> one set of distribution parameters per gamma.
+
+    The default actor (``Agent.actor_type``). The distribution class is picked from the action
+    space: ``discrete_dist_type`` for ``Discrete`` spaces, ``continuous_dist_type`` otherwise
+    (Box and MultiBinary).
+
+    This class is gin-configurable: the Agent builds it as
+    ``Actor(state_dim, action_dim, discrete, gammas)`` and every keyword keeps its default unless
+    gin binds it (``Actor.d_hidden = 512``).
+
+    Args:
+        state_dim: width of the TrajEncoder output. Supplied by the Agent, not by gin.
+        action_dim: number of discrete actions, or the width of a continuous/multibinary action.
+            Supplied by the Agent from the action space.
+        discrete: whether the action space is ``Discrete``. Supplied by the Agent.
+        gammas: the discount factors the head serves (one output per gamma; the last is the one
+            used to act). Supplied by the Agent (``Multigammas`` plus ``Agent.gamma``).
+        n_layers: hidden layers of the MLP (``n_layers=2`` gives three Linear layers).
+            Defaults to 2.
+        d_hidden: width of the hidden layers. Defaults to 256.
+        activation: activation name (see ``activation_switch``). Defaults to "leaky_relu".
+        dropout_p: dropout probability after each hidden layer. Defaults to 0.0.
+        continuous_dist_type: ``PolicyOutput`` class for non-discrete action spaces
+            (``TanhGaussian``, ``GMM``, ``Beta``; ``Multibinary`` for MultiBinary spaces).
+            Defaults to ``TanhGaussian``.
+        discrete_dist_type: ``PolicyOutput`` class for ``Discrete`` action spaces. Defaults to
+            ``Discrete`` (``MultiTaskAgent`` passes ``DiscreteLikeContinuous`` itself).
+    """
 
     def __init__(
         self,
@@ -96,7 +123,35 @@ class Actor(BaseActorHead):
 
 @gin.configurable
 class ResidualActor(BaseActorHead):
-    """Wider actor of residual pre-norm blocks (BRO, Nauman et al. 2024)."""
+    """Wider actor of residual pre-norm blocks (BRO, Nauman et al. 2024).
+
+    Linear(feature_dim) -> norm -> activation, then ``residual_blocks`` pre-norm residual
+    feed-forward blocks, then a final norm and a Linear layer to the distribution parameters of
+    every gamma. Select it with ``Agent.actor_type = @ResidualActor``.
+
+    This class is gin-configurable: the Agent builds it as
+    ``ResidualActor(state_dim, action_dim, discrete, gammas)`` and every keyword keeps its default
+    unless gin binds it.
+
+    Args:
+        state_dim: width of the TrajEncoder output. Supplied by the Agent, not by gin.
+        action_dim: number of discrete actions, or the width of a continuous/multibinary action.
+            Supplied by the Agent from the action space.
+        discrete: whether the action space is ``Discrete``. Supplied by the Agent.
+        gammas: the discount factors the head serves (one output per gamma; the last is the one
+            used to act). Supplied by the Agent (``Multigammas`` plus ``Agent.gamma``).
+        feature_dim: width of the residual stream. Defaults to 256.
+        residual_ff_dim: hidden width inside each residual block. Defaults to 512.
+        residual_blocks: number of residual blocks. Defaults to 2.
+        activation: activation name (see ``activation_switch``). Defaults to "leaky_relu".
+        normalization: ``Normalization`` name used at the input, inside each block and at the
+            output. Defaults to "layer".
+        dropout_p: dropout probability inside the residual blocks. Defaults to 0.0.
+        continuous_dist_type: ``PolicyOutput`` class for non-discrete action spaces.
+            Defaults to ``TanhGaussian``.
+        discrete_dist_type: ``PolicyOutput`` class for ``Discrete`` action spaces.
+            Defaults to ``Discrete``.
+    """
 
     def __init__(
         self,
@@ -219,7 +274,27 @@ class NCritics(BaseCriticHead):
 
     Discrete: state -> G*A Q-values, dotted with the action (soft one-hot or probabilities), so
     V(s) = sum_a pi(a|s) Q(s, a) is exact. Continuous: [state, horizon(gamma), action] -> scalar,
-    evaluated for every (K, gamma).
+    evaluated for every (K, gamma), where horizon(gamma) = symlog(1 / (1 - gamma)). The C members
+    have independent weights but run as one batched network.
+
+    This class is gin-configurable: the Agent builds it as
+    ``NCritics(state_dim, action_dim, discrete, gammas, num_critics)`` and every keyword keeps its
+    default unless gin binds it (``NCritics.d_hidden = 512``).
+
+    Args:
+        state_dim: width of the TrajEncoder output. Supplied by the Agent, not by gin.
+        action_dim: number of discrete actions, or the width of a continuous/multibinary action.
+            Supplied by the Agent from the action space.
+        discrete: whether the action space is ``Discrete``. Supplied by the Agent.
+        gammas: the discount factors the head serves (one output per gamma; the last is the one
+            used to act). Supplied by the Agent (``Multigammas`` plus ``Agent.gamma``).
+        num_critics: ensemble size C. Supplied by the Agent (``Agent.num_critics``), so set it
+            there rather than here.
+        d_hidden: width of each member's hidden layers. Defaults to 256.
+        n_layers: hidden layers per member (``n_layers=2`` gives three Linear layers).
+            Defaults to 2.
+        dropout_p: dropout probability after each hidden layer. Defaults to 0.0.
+        activation: activation name (see ``activation_switch``). Defaults to "leaky_relu".
     """
 
     def __init__(
@@ -261,6 +336,39 @@ class NCriticsTwoHot(BaseCriticHead):
     Bins are evenly spaced in symlog space (``use_symlog``), so one network covers returns from
     ~0 to ~1e5 without PopArt. Inputs are [state, horizon(gamma), action] for both discrete
     (one-hot actions) and continuous spaces. Bounds are in reward_multiplier-scaled units.
+    The value is the expectation over the bins (mapped back with symexp when ``use_symlog``); the
+    training labels are two-hot or HL-Gauss distributions of the TD target. The default critic of
+    ``MultiTaskAgent``.
+
+    This class is gin-configurable: the Agent builds it as
+    ``NCriticsTwoHot(state_dim, action_dim, discrete, gammas, num_critics)`` and every keyword keeps
+    its default unless gin binds it (``NCriticsTwoHot.max_return = 1000.0``).
+
+    Args:
+        state_dim: width of the TrajEncoder output. Supplied by the Agent, not by gin.
+        action_dim: number of discrete actions, or the width of a continuous/multibinary action.
+            Supplied by the Agent from the action space.
+        discrete: whether the action space is ``Discrete``. Supplied by the Agent.
+        gammas: the discount factors the head serves (one output per gamma; the last is the one
+            used to act). Supplied by the Agent (``Multigammas`` plus ``Agent.gamma``).
+        num_critics: ensemble size C. Supplied by the Agent (``Agent.num_critics``).
+        d_hidden: width of each member's hidden layers. Defaults to 256.
+        n_layers: hidden layers per member. Defaults to 2.
+        dropout_p: dropout probability after each hidden layer. Defaults to 0.0.
+        activation: activation name (see ``activation_switch``). Defaults to "leaky_relu".
+        min_return: lowest representable return, in reward_multiplier-scaled units; targets
+            below it are clamped. None uses -1e5 and warns. Defaults to None.
+        max_return: highest representable return, in scaled units. None uses 1e5 and warns.
+            Defaults to None.
+        output_bins: number of bins P of the categorical. Defaults to 128.
+        use_symlog: space the bins evenly in symlog(return) rather than in return.
+            Defaults to True.
+        label_type: "twohot" (mass split between the two neighbouring bins) or "hlgauss" (a
+            Gaussian integrated over the bins). Defaults to "twohot".
+        sigma: HL-Gauss standard deviation, in units of the bin width; used only when
+            ``label_type="hlgauss"``. Defaults to 0.75.
+        init_value: if set, every critic starts out predicting this return (scaled units) with
+            high confidence; None keeps the default initialisation. Defaults to None.
     """
 
     def __init__(

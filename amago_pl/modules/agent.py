@@ -58,6 +58,17 @@ class Multigammas:
     """Extra discount factors trained in parallel with ``Agent.gamma`` (inventory 4.6).
 
     Continuous critics run once per gamma, so long lists cost more there than for discrete ones.
+    Used only when ``Agent.use_multigamma`` is True; ``Agent.gamma`` is always appended last, so
+    the default run trains G = 7 discount factors.
+
+    This class is gin-configurable: the Agent builds it as ``Multigammas()`` and both keywords keep
+    their defaults unless gin binds them (``Multigammas.discrete = [0.9, 0.99]``).
+
+    Args:
+        discrete: extra discount factors used when the action space is Discrete.
+            Defaults to (0.1, 0.9, 0.95, 0.97, 0.99, 0.995).
+        continuous: extra discount factors used for every other action space.
+            Defaults to (0.1, 0.9, 0.95, 0.97, 0.99, 0.995).
     """
 
     def __init__(
@@ -78,6 +89,79 @@ class Agent(AgentStepMixin, pl.LightningModule):
     a frozen copy of the critics plus advantage-filtered BC. The last gamma is the one used to act.
     Structural arguments are positional; every keyword is a gin default (``Agent.gamma = 0.99``).
     The optimizer keywords are usually set by the Experiment.
+
+    The total loss is ``actor + critic_loss_weight * critic``. The actor loss is
+    ``-online_coeff * popart(min_C Q(s, a~pi)) - offline_coeff * f(A) * log pi(a_buffer | s)``,
+    where ``f`` is ``fbc_filter_func`` and ``A = Q(s, a_buffer) - V(s)``.
+
+    This class is gin-configurable: ``Experiment.start()`` builds it from the positional
+    arguments below plus the three optimizer keywords, and every other keyword keeps its default
+    unless gin binds it.
+
+    Args:
+        obs_space: the AMAGOEnv observation space (a ``gym.spaces.Dict``). Supplied by amago_pl
+            from the env, not by gin.
+        rl2_space: ``Box(1 + A)`` of [previous reward, previous action]. Supplied by amago_pl from
+            the env, not by gin.
+        action_space: the env's action space (Discrete, Box in [-1, 1], or MultiBinary). Supplied
+            by amago_pl from the env, not by gin.
+        max_seq_len: context length of training sequences and of the rollout memory. Supplied by
+            the Experiment (``Experiment.max_seq_len``).
+        tstep_encoder_type: the TstepEncoder class, built as ``cls(obs_space, rl2_space)``.
+            Supplied by the Experiment (``Experiment.tstep_encoder_type``).
+        traj_encoder_type: the TrajEncoder class, built as ``cls(tstep_dim, max_seq_len)``.
+            Supplied by the Experiment (``Experiment.traj_encoder_type``).
+        num_critics: size C of the critic ensemble. Defaults to 4.
+        num_critics_td: per TD target, this many ensemble members are drawn at random (with
+            replacement) and reduced with a min when ``online_coeff > 0``, a mean otherwise
+            (REDQ-style). Defaults to 2.
+        online_coeff: weight of the DPG term (maximise the critics' value of the policy's own
+            action). Needs a policy distribution with differentiable actions; 0 disables it.
+            Defaults to 1.0.
+        offline_coeff: weight of the advantage-filtered behaviour-cloning term on replay actions.
+            Defaults to 0.1.
+        gamma: the main discount factor. It is always the last of the trained gammas and the one
+            whose policy acts in the env. Defaults to 0.999.
+        reward_multiplier: rewards are multiplied by this inside the loss only (not in the rl2
+            inputs or the logged returns); value bounds such as ``NCriticsTwoHot.max_return`` are
+            in these scaled units. Defaults to 10.0.
+        tau: rate of the exponential moving average that moves the target critics and the target
+            actor toward the online ones after every optimizer step. Defaults to 0.003.
+        fake_filter: give every replay action weight 1 in the BC term (plain behaviour cloning);
+            with ``online_coeff = 0`` the critics are then not evaluated at all. Defaults to False.
+        num_actions_for_value_in_critic_loss: number K of next actions sampled from the (target)
+            actor to estimate V(s') in the TD target. Continuous actions only (Discrete uses the
+            exact probabilities). Defaults to 1.
+        num_actions_for_value_in_actor_loss: number K of actions sampled from the actor to
+            estimate V(s) for the advantage and the DPG term. Continuous actions only.
+            Defaults to 1.
+        fbc_filter_func: maps an advantage tensor to the BC weights (``binary_filter``,
+            ``exp_filter``, ``leaky_relu_filter`` or any gin-bound function of the same form).
+            Defaults to ``binary_filter``.
+        popart: normalise value targets per gamma with ``PopArtLayer``; False makes it an
+            identity. Defaults to True.
+        use_target_actor: sample the TD target's next actions from the slow target actor (True)
+            or from the online actor (False). Defaults to True.
+        use_multigamma: also train the extra discount factors listed in ``Multigammas`` (from its
+            ``discrete`` or ``continuous`` list, matching the action space). Defaults to True.
+        n_step: length of the TD return (``n_step = 1`` is the one-step target); returns are cut
+            at terminals and at the end of the sampled sequence. Defaults to 1.
+        actor_type: the actor head class, built as ``cls(state_dim, action_dim, discrete,
+            gammas)``. Defaults to ``Actor``.
+        critic_type: the critic head class, built as ``cls(state_dim, action_dim, discrete,
+            gammas, num_critics)``. Defaults to ``NCritics``.
+        pass_obs_keys_to_actor: observation keys handed to the actor head unchanged (e.g. action
+            masks for a custom head); the built-in heads ignore them. None passes none.
+            Defaults to None.
+        critic_loss_weight: the critic loss is multiplied by this before it is added to the actor
+            loss. Defaults to 10.0.
+        learning_rate: AdamW learning rate. The Experiment passes its own ``learning_rate``, so
+            set ``Experiment.learning_rate`` instead. Defaults to 1e-4.
+        lr_warmup_steps: optimizer steps of linear learning-rate warmup from 0, after which the
+            rate stays constant. Passed by the Experiment (``Experiment.lr_warmup_steps``).
+            Defaults to 500.
+        l2_coeff: AdamW weight decay. Passed by the Experiment (``Experiment.l2_coeff``).
+            Defaults to 1e-3.
     """
 
     def __init__(
@@ -337,6 +421,80 @@ class MultiTaskAgent(Agent):
     Discrete actions use :class:`DiscreteLikeContinuous` (one-hot actions into an (s, a) critic),
     so the advantage baseline averages K sampled actions. PopArt statistics are still tracked, but
     only normalise the optional DPG term.
+
+    Same keywords as :class:`Agent`; only the defaults of ``online_coeff``, ``offline_coeff``,
+    ``num_actions_for_value_in_actor_loss`` and ``critic_type`` differ. With a critic head that
+    is not a classification critic (no ``raw_vals_to_labels``) the PopArt MSE loss of ``Agent``
+    is used instead.
+
+    This class is gin-configurable: select it with ``Experiment.agent_type = @MultiTaskAgent``;
+    ``Experiment.start()`` builds it from the positional arguments below plus the three optimizer
+    keywords, and every other keyword keeps its default unless gin binds it
+    (``MultiTaskAgent.num_critics = 6``; bindings on ``Agent.*`` do not apply to it).
+
+    Args:
+        obs_space: the AMAGOEnv observation space (a ``gym.spaces.Dict``). Supplied by amago_pl
+            from the env, not by gin.
+        rl2_space: ``Box(1 + A)`` of [previous reward, previous action]. Supplied by amago_pl from
+            the env, not by gin.
+        action_space: the env's action space (Discrete, Box in [-1, 1], or MultiBinary). Supplied
+            by amago_pl from the env, not by gin.
+        max_seq_len: context length of training sequences and of the rollout memory. Supplied by
+            the Experiment (``Experiment.max_seq_len``).
+        tstep_encoder_type: the TstepEncoder class, built as ``cls(obs_space, rl2_space)``.
+            Supplied by the Experiment (``Experiment.tstep_encoder_type``).
+        traj_encoder_type: the TrajEncoder class, built as ``cls(tstep_dim, max_seq_len)``.
+            Supplied by the Experiment (``Experiment.traj_encoder_type``).
+        num_critics: size C of the critic ensemble. Defaults to 4.
+        num_critics_td: per TD target, this many ensemble members are drawn at random (with
+            replacement) and reduced with a min when ``online_coeff > 0``, a mean otherwise
+            (REDQ-style). Defaults to 2.
+        online_coeff: weight of the DPG term; off by default because its scale depends on the
+            size of the returns. Defaults to 0.0.
+        offline_coeff: weight of the advantage-filtered behaviour-cloning term. Defaults to 1.0.
+        gamma: the main discount factor. It is always the last of the trained gammas and the one
+            whose policy acts in the env. Defaults to 0.999.
+        reward_multiplier: rewards are multiplied by this inside the loss only (not in the rl2
+            inputs or the logged returns); value bounds such as ``NCriticsTwoHot.max_return`` are
+            in these scaled units. Defaults to 10.0.
+        tau: rate of the exponential moving average that moves the target critics and the target
+            actor toward the online ones after every optimizer step. Defaults to 0.003.
+        fake_filter: give every replay action weight 1 in the BC term (plain behaviour cloning);
+            with ``online_coeff = 0`` the critics are then not evaluated at all. Defaults to False.
+        num_actions_for_value_in_critic_loss: number K of next actions sampled from the (target)
+            actor to estimate V(s') in the TD target. Continuous actions only (Discrete uses the
+            exact probabilities). Defaults to 1.
+        num_actions_for_value_in_actor_loss: number K of actions sampled from the actor to
+            estimate the V(s) baseline of the advantage (Discrete included, through sampled
+            one-hot actions). Defaults to 3.
+        fbc_filter_func: maps an advantage tensor to the BC weights (``binary_filter``,
+            ``exp_filter``, ``leaky_relu_filter`` or any gin-bound function of the same form).
+            Defaults to ``binary_filter``.
+        popart: normalise value targets per gamma with ``PopArtLayer``; False makes it an
+            identity. Defaults to True.
+        use_target_actor: sample the TD target's next actions from the slow target actor (True)
+            or from the online actor (False). Defaults to True.
+        use_multigamma: also train the extra discount factors listed in ``Multigammas`` (from its
+            ``discrete`` or ``continuous`` list, matching the action space). Defaults to True.
+        n_step: length of the TD return (``n_step = 1`` is the one-step target); returns are cut
+            at terminals and at the end of the sampled sequence. Defaults to 1.
+        actor_type: the actor head class, built as ``cls(state_dim, action_dim, discrete,
+            gammas)``. Defaults to ``Actor``.
+            For Discrete spaces it is built with ``discrete_dist_type=DiscreteLikeContinuous``.
+        critic_type: the critic head class. Defaults to ``NCriticsTwoHot`` (a classification
+            critic on scaled returns).
+        pass_obs_keys_to_actor: observation keys handed to the actor head unchanged (e.g. action
+            masks for a custom head); the built-in heads ignore them. None passes none.
+            Defaults to None.
+        critic_loss_weight: the critic loss is multiplied by this before it is added to the actor
+            loss. Defaults to 10.0.
+        learning_rate: AdamW learning rate. The Experiment passes its own ``learning_rate``, so
+            set ``Experiment.learning_rate`` instead. Defaults to 1e-4.
+        lr_warmup_steps: optimizer steps of linear learning-rate warmup from 0, after which the
+            rate stays constant. Passed by the Experiment (``Experiment.lr_warmup_steps``).
+            Defaults to 500.
+        l2_coeff: AdamW weight decay. Passed by the Experiment (``Experiment.l2_coeff``).
+            Defaults to 1e-3.
     """
 
     def __init__(

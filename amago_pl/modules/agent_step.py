@@ -7,12 +7,47 @@ G gammas, A action width, P critic outputs per (critic, gamma).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import gin
 import torch
 
-from amago_pl.modules import losses
+from amago_pl.modules import ckpt_compat, losses
 from amago_pl.types import Batch
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteTrainingError(RuntimeError):
+    """Too many consecutive optimizer steps had a non-finite loss or gradients."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's hyperparameters or model gin bindings differ from the agent resuming it."""
+
+
+@gin.configurable
+def nonfinite_step_limit(max_consecutive: int = 20) -> int:
+    """How many consecutive skipped (non-finite) optimizer steps stop training.
+
+    An optimizer step whose loss or gradients are not finite is skipped (the weights stay
+    unchanged); this many skips in a row raise ``NonFiniteTrainingError``.
+
+    This function is gin-configurable: the Agent calls it with no arguments when training starts,
+    so ``max_consecutive`` keeps its default unless gin binds it
+    (``nonfinite_step_limit.max_consecutive = 50``).
+
+    Args:
+        max_consecutive: number of consecutive skipped steps that stops training; at least 1.
+            Defaults to 20.
+
+    Returns:
+        The limit, as an int.
+    """
+    if int(max_consecutive) < 1:
+        raise ValueError(f"nonfinite_step_limit.max_consecutive must be >= 1, got {max_consecutive}")
+    return int(max_consecutive)
 
 
 class AgentStepMixin:
@@ -83,7 +118,9 @@ class AgentStepMixin:
                 td = losses.nstep_return(
                     rews, dones, q_next, self.gammas, critic_mask, self.n_step
                 )  # (B, L-1, 1, G, 1)
-                if self.training:
+                # A non-finite target would poison the running statistics for good; the step
+                # itself is skipped in on_before_optimizer_step.
+                if self.training and bool(torch.isfinite(td).all()):
                     self.popart.update_stats(td, critic_mask)
 
             # 5. Critic loss (after the PopArt update, as in the original).
@@ -159,6 +196,9 @@ class AgentStepMixin:
         parts = self.compute_loss(batch, diagnostics=log_now)
         loss = sum(v for k, v in parts.items() if k.startswith("loss_"))
         bs = batch.batch_size
+        # Remembered without a device sync; checked (on all ranks at once) before the optimizer step.
+        bad = ~torch.isfinite(loss.detach())
+        self._nonfinite_loss = bad if getattr(self, "_nonfinite_loss", None) is None else self._nonfinite_loss | bad
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
         if log_now:
             metrics = {f"train/{k}": v.detach().float() for k, v in parts.items()}
@@ -174,6 +214,8 @@ class AgentStepMixin:
         """See ``validation_step``: ``Trainer.test`` runs the test ``EvalCallback``."""
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self._skip_nonfinite_step(optimizer):
+            return
         if not self._should_log():
             return
         norms = {}
@@ -186,10 +228,85 @@ class AgentStepMixin:
             )
             norms[f"train/grad_norm_{name}"] = total.float()
         norms["train/learning_rate"] = torch.tensor(float(optimizer.param_groups[0]["lr"]))
+        norms["train/skipped_steps"] = torch.tensor(float(getattr(self, "skipped_steps", 0)))
         self.log_dict(norms)
+
+    def _skip_nonfinite_step(self, optimizer: torch.optim.Optimizer) -> bool:
+        """Drop this update if the loss or any gradient is non-finite on any rank.
+
+        Runs after backward (and the DDP gradient all-reduce), before clipping and the optimizer.
+        The flag is summed over ranks so every rank takes the same decision and none waits in a
+        collective another skipped. Skipping sets the gradients to None: AdamW then leaves weights
+        and moments untouched. ``nonfinite_step_limit`` consecutive skips raise
+        ``NonFiniteTrainingError`` (no checkpoint is written for the failing epoch).
+        """
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        bad = torch.zeros((), device=self.device)
+        if grads:
+            bad = (~torch.isfinite(torch.stack(torch._foreach_norm(grads)))).any().float()
+        if getattr(self, "_nonfinite_loss", None) is not None:
+            bad = torch.maximum(bad, self._nonfinite_loss.float().to(bad.device))
+        self._nonfinite_loss = None
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            bad = trainer.strategy.reduce(bad, reduce_op="sum")
+        if float(bad) == 0.0:
+            self._consecutive_skips = 0
+            return False
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                p.grad = None
+        self.skipped_steps = getattr(self, "skipped_steps", 0) + 1
+        self._consecutive_skips = getattr(self, "_consecutive_skips", 0) + 1
+        self.log("train/skipped_steps", float(self.skipped_steps))
+        step = trainer.global_step if trainer is not None else -1
+        log.warning(
+            "non-finite loss or gradients at global step %d: update skipped (%d in a row, %d in total)",
+            step,
+            self._consecutive_skips,
+            self.skipped_steps,
+        )
+        limit = getattr(self, "_max_consecutive_skips", None) or nonfinite_step_limit()
+        if self._consecutive_skips >= limit:
+            ckpt = getattr(getattr(trainer, "checkpoint_callback", None), "last_model_path", "") or "none yet"
+            raise NonFiniteTrainingError(
+                f"training stopped at global step {step}: {self._consecutive_skips} consecutive optimizer steps "
+                f"had a non-finite loss or gradients (limit: nonfinite_step_limit.max_consecutive = {limit}). "
+                f"No weights were updated by them; the last checkpoint is kept unchanged: {ckpt}. Usual causes: "
+                "a learning rate that is too high, non-finite rewards, or reward_multiplier too large."
+            )
+        return True
 
     def on_train_start(self) -> None:
         self._last_synced_step = self.trainer.global_step
+        self._max_consecutive_skips = nonfinite_step_limit()
+        self._consecutive_skips = 0
+        self._nonfinite_loss = None
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Before the weights are restored: refuse a checkpoint written with another configuration.
+
+        Lists every differing hyperparameter and model gin binding. Set the environment variable
+        ``AMAGO_PL_ALLOW_CONFIG_CHANGE=1`` to continue anyway (the differences are logged).
+        """
+        diffs = ckpt_compat.config_differences(checkpoint, self.hparams)
+        saved_version = checkpoint.get(ckpt_compat.VERSION_KEY)
+        if not diffs:
+            if saved_version is not None and saved_version != ckpt_compat.amago_pl_version():
+                log.warning(
+                    "checkpoint written by amago_pl %s, loading into %s (same configuration)",
+                    saved_version,
+                    ckpt_compat.amago_pl_version(),
+                )
+            return
+        message = ckpt_compat.describe_mismatch("the checkpoint", checkpoint, diffs)
+        if ckpt_compat.allow_config_change():
+            log.warning("%s\nContinuing because %s is set.", message, ckpt_compat.ALLOW_ENV_VAR)
+            return
+        raise CheckpointMismatchError(
+            f"{message}\nResume with the configuration the run was started with, or set "
+            f"{ckpt_compat.ALLOW_ENV_VAR}=1 to load it anyway (only if the state-dict shapes still match)."
+        )
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # Once per optimizer step (global_step advances only when one happened, so accumulation is

@@ -145,9 +145,20 @@ class FlashAttention(SelfAttention):
     """FlashAttention-2 when ``flash_attn`` is installed and the inputs are on CUDA; otherwise torch SDPA
     with the same mask, so this default also runs on CPU.
 
+    The default ``TformerTrajEncoder.attention_type``. With flash_attn, q/k/v are cast to bf16 for
+    the kernel and the result is cast back.
+
+    This class is gin-configurable (registered under ``amago_pl.modules.transformer``): the
+    Transformer builds it as ``FlashAttention(causal=True, dropout=dropout_attn)`` and
+    ``window_size`` keeps its default unless gin binds it (``FlashAttention.window_size = (64, 0)``).
+
     Args:
+        causal: restrict each query to earlier keys. Supplied by the Transformer (always True);
+            not meant to be set by gin.
+        dropout: dropout on the attention probabilities (training only). Supplied by the
+            Transformer from ``TformerTrajEncoder.dropout_attn``.
         window_size: (left, right) as in flash_attn: a query at i sees keys in [i - left, i + right];
-            -1 means unbounded. (-1, -1) is full causal attention.
+            -1 means unbounded. (-1, -1) is full causal attention. Defaults to (-1, -1).
     """
 
     def __init__(self, causal: bool = True, dropout: float = 0.0, window_size: tuple[int, int] = (-1, -1)):
@@ -251,8 +262,22 @@ class FlexAttention(SelfAttention):
 class SlidingWindowFlexAttention(FlexAttention):
     """Causal attention restricted to the last ``window_size`` keys (a query at i sees i - window_size..i).
 
+    Selected with ``TformerTrajEncoder.attention_type = @SlidingWindowFlexAttention``. Uses the
+    compiled flex kernel for training passes on CUDA without attention dropout, and an equivalent
+    explicit computation elsewhere.
+
+    This class is gin-configurable (registered under ``amago_pl.modules.transformer``): the
+    Transformer builds it as ``SlidingWindowFlexAttention(causal=True, dropout=dropout_attn)``, and
+    ``window_size`` has no default, so gin must bind it
+    (``SlidingWindowFlexAttention.window_size = 128``).
+
     Args:
-        window_size: required; there is no sensible default because it trades memory for cost.
+        causal: restrict each query to earlier keys. Supplied by the Transformer (always True).
+        dropout: dropout on the attention probabilities (training only). Supplied by the
+            Transformer from ``TformerTrajEncoder.dropout_attn``.
+        window_size: how many earlier keys (in timesteps) a query may attend to besides itself.
+            Required (``gin.REQUIRED``): there is no sensible default because it trades memory for
+            cost.
     """
 
     def __init__(self, causal: bool = True, dropout: float = 0.0, window_size: int = gin.REQUIRED):

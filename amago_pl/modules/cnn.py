@@ -71,7 +71,22 @@ def _plain_convs(
 
 @gin.configurable
 class NatureishCNN(CNN):
-    """The small DQN ("Nature") conv stack."""
+    """The small DQN ("Nature") conv stack: plain Conv2d + activation layers, then flatten.
+
+    This class is gin-configurable: ``CNNTstepEncoder`` builds it as
+    ``NatureishCNN(img_shape, channels_first, activation)`` and every keyword keeps its default
+    unless gin binds it. ``channels``, ``kernels`` and ``strides`` must have the same length (one
+    entry per conv layer); no padding is used.
+
+    Args:
+        img_shape: shape of one image, (H, W, C) or (C, H, W). Supplied by ``CNNTstepEncoder``
+            from the observation space, not by gin.
+        channels_first: image layout. Supplied by ``CNNTstepEncoder`` (its own keyword).
+        activation: activation name. Supplied by ``CNNTstepEncoder`` (its own keyword).
+        channels: output channels of each conv layer. Defaults to [32, 64, 64].
+        kernels: kernel size of each conv layer. Defaults to [8, 4, 3].
+        strides: stride of each conv layer. Defaults to [4, 2, 1].
+    """
 
     def __init__(
         self,
@@ -92,7 +107,24 @@ class NatureishCNN(CNN):
 
 @gin.configurable
 class GridworldCNN(CNN):
-    """Small-kernel convs for tiny gridworld images (each pixel is a cell)."""
+    """Small-kernel convs for tiny gridworld images (each pixel is a cell).
+
+    Same structure as ``NatureishCNN`` (plain convs, no padding, then flatten) with small kernels
+    and stride 1, so a few-pixel image is not shrunk away.
+
+    This class is gin-configurable: ``CNNTstepEncoder`` builds it as
+    ``GridworldCNN(img_shape, channels_first, activation)`` and every keyword keeps its default
+    unless gin binds it. ``channels``, ``kernels`` and ``strides`` must have the same length.
+
+    Args:
+        img_shape: shape of one image, (H, W, C) or (C, H, W). Supplied by ``CNNTstepEncoder``
+            from the observation space, not by gin.
+        channels_first: image layout. Supplied by ``CNNTstepEncoder`` (its own keyword).
+        activation: activation name. Supplied by ``CNNTstepEncoder`` (its own keyword).
+        channels: output channels of each conv layer. Defaults to [16, 32, 48].
+        kernels: kernel size of each conv layer. Defaults to [2, 2, 2].
+        strides: stride of each conv layer. Defaults to [1, 1, 1].
+    """
 
     def __init__(
         self,
@@ -130,9 +162,19 @@ class IMPALAishCNN(CNN):
     """IMPALA ResNet (Espeholt et al., 2018): per block a conv, a stride-2 max-pool and two residual
     units, optionally followed by GroupNorm.
 
+    This class is gin-configurable: ``CNNTstepEncoder`` builds it as
+    ``IMPALAishCNN(img_shape, channels_first, activation)`` and every keyword keeps its default
+    unless gin binds it.
+
     Args:
-        cnn_block_depths: output channels of each block (the list length is the number of blocks).
-        post_group_norm: GroupNorm after each block.
+        img_shape: shape of one image, (H, W, C) or (C, H, W). Supplied by ``CNNTstepEncoder``
+            from the observation space, not by gin.
+        channels_first: image layout. Supplied by ``CNNTstepEncoder`` (its own keyword).
+        activation: activation name. Supplied by ``CNNTstepEncoder`` (its own keyword).
+        cnn_block_depths: output channels of each block; the list length is the number of blocks
+            (each halves the spatial size). Defaults to [16, 32, 32].
+        post_group_norm: add a GroupNorm (groups of 8 channels, or one group when the depth is not
+            a multiple of 8) after each block. Defaults to True.
     """
 
     def __init__(

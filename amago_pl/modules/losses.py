@@ -32,7 +32,22 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 @gin.configurable
 def binary_filter(adv: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
-    """Imitate only actions the critic thinks beat the policy (CRR's binary filter)."""
+    """Imitate only actions the critic thinks beat the policy (CRR's binary filter).
+
+    Weight 1 where the advantage exceeds ``threshold``, 0 elsewhere. The default
+    ``Agent.fbc_filter_func``.
+
+    This function is gin-configurable: the Agent calls it as ``binary_filter(adv)`` and
+    ``threshold`` keeps its default unless gin binds it (``binary_filter.threshold = 0.1``).
+
+    Args:
+        adv: advantages (B, L-1, G, 1), in the critic's raw value units. Supplied by the Agent's
+            loss, not by gin.
+        threshold: advantages strictly above this value get weight 1. Defaults to 0.0.
+
+    Returns:
+        Weights of the same shape and dtype as ``adv``.
+    """
     return (adv > threshold).to(adv.dtype)
 
 
@@ -45,7 +60,29 @@ def exp_filter(
     clip_weights_low: float | None = 1e-7,
     clip_weights_high: float | None = None,
 ) -> torch.Tensor:
-    """AWAC/CRR exponential weights exp(beta * A)."""
+    """AWAC/CRR exponential weights exp(beta * A).
+
+    Select it with ``Agent.fbc_filter_func = @exp_filter``.
+
+    This function is gin-configurable: the Agent calls it as ``exp_filter(adv)`` and every keyword
+    keeps its default unless gin binds it (``exp_filter.beta = 0.5``).
+
+    Args:
+        adv: advantages (B, L-1, G, 1), in the critic's raw value units. Supplied by the Agent's
+            loss, not by gin.
+        beta: inverse temperature: larger values favour high-advantage actions more sharply.
+            Defaults to 1.0.
+        clip_adv_low: clamp advantages from below before exponentiating; None for no clamp.
+            Defaults to None.
+        clip_adv_high: clamp advantages from above before exponentiating; None for no clamp.
+            Defaults to None.
+        clip_weights_low: lower bound on the weights; None for none. Defaults to 1e-7.
+        clip_weights_high: upper bound on the weights (guards against huge weights from large
+            advantages); None for none. Defaults to None.
+
+    Returns:
+        Weights of the same shape as ``adv``.
+    """
     adv = (
         adv.clamp(clip_adv_low, clip_adv_high)
         if (clip_adv_low is not None or clip_adv_high is not None)
@@ -72,6 +109,32 @@ def leaky_relu_filter(
 
     Positive advantages grow linearly (gentler than exp); negative ones keep a small weight
     ``neg_slope`` so the actor still sees some gradient from disapproved actions.
+
+    The weight is ``tau * leaky_relu(beta * adv / tau, neg_slope) + target_f0`` (plus
+    ``1[adv > 0]`` when ``add_binary``), clamped to [clip_weights_low, clip_weights_high].
+    Select it with ``Agent.fbc_filter_func = @leaky_relu_filter``.
+
+    This function is gin-configurable: the Agent calls it as ``leaky_relu_filter(adv)`` and every
+    keyword keeps its default unless gin binds it (``leaky_relu_filter.beta = 1.0``).
+
+    Args:
+        adv: advantages (B, L-1, G, 1), in the critic's raw value units. Supplied by the Agent's
+            loss, not by gin.
+        beta: slope of the ramp for positive advantages (negative ones get
+            ``neg_slope * beta``). Defaults to 2.0.
+        tau: scale of the leaky ReLU's input and output. Because the leaky ReLU is piecewise
+            linear through zero, it cancels out of the formula above; kept for compatibility
+            with the original keyword. Defaults to 1e-2.
+        neg_slope: leaky-ReLU slope for negative advantages; their weight falls below
+            ``target_f0`` and is floored at ``clip_weights_low``. Defaults to 0.05.
+        target_f0: the weight at zero advantage (before the binary term). Defaults to 1e-2.
+        clip_weights_low: lower bound on the weights; None for none. Defaults to 1e-7.
+        clip_weights_high: upper bound on the weights; None for none. Defaults to 10.0.
+        add_binary: add 1 to the weight of every positive-advantage action (a binary filter on
+            top of the ramp). Defaults to True.
+
+    Returns:
+        Weights of the same shape as ``adv``.
     """
     x = beta * adv / tau
     ramp = tau * F.leaky_relu(x, negative_slope=neg_slope) + target_f0

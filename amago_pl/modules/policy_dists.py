@@ -101,7 +101,21 @@ class _ClippedCategorical(pyd.Categorical):
 
 @gin.configurable
 class Discrete(PolicyOutput):
-    """Categorical policy for Discrete(A) spaces; V(s) is computed exactly from the probabilities."""
+    """Categorical policy for Discrete(A) spaces; V(s) is computed exactly from the probabilities.
+
+    The probabilities are clipped to [clip_prob_low, clip_prob_high] and renormalised, so every
+    action keeps some probability and log-probs of replay actions stay finite. The default
+    ``Actor.discrete_dist_type``.
+
+    This class is gin-configurable: the actor head builds it as ``Discrete(d_action)`` and every
+    keyword keeps its default unless gin binds it (``Discrete.clip_prob_low = 0.01``).
+
+    Args:
+        d_action: number of actions A. Supplied by the actor head from the action space, not by
+            gin.
+        clip_prob_low: lower bound on each action's probability. Defaults to 0.001.
+        clip_prob_high: upper bound on each action's probability. Defaults to 0.99.
+    """
 
     discrete = True
     actions_differentiable = True  # through the probabilities (sum_a pi(a|s) Q(s, a))
@@ -159,7 +173,17 @@ class DiscreteLikeContinuous(PolicyOutput):
     Buffer actions reach the critic as hard one-hots: the policy's straight-through samples are
     hard one-hots in the forward pass too, so the critic is trained and queried on the same inputs.
     The log-prob always uses the hard one-hot (the original passed the soft-clipped one and raised
-    a support error, inventory 4.25a).
+    a support error, inventory 4.25a). ``MultiTaskAgent`` selects it for Discrete spaces itself.
+
+    This class is gin-configurable: the actor head builds it as ``DiscreteLikeContinuous(d_action)`` and every
+    keyword keeps its default unless gin binds it.
+
+    Args:
+        d_action: number of actions A. Supplied by the actor head from the action space, not by
+            gin.
+        gumbel_softmax_temperature: temperature of the Gumbel-softmax relaxation whose gradient
+            the straight-through samples use (lower is closer to a hard argmax, with noisier
+            gradients). Defaults to 0.5.
     """
 
     discrete = True
@@ -214,7 +238,25 @@ class _SquashedDist(pyd.TransformedDistribution):
 
 @gin.configurable
 class TanhGaussian(PolicyOutput):
-    """Diagonal Gaussian squashed by tanh; greedy action tanh(loc)."""
+    """Diagonal Gaussian squashed by tanh; greedy action tanh(loc).
+
+    Actions lie in (-1, 1). Reparameterised samples, so it supports the DPG actor term. The
+    default ``Actor.continuous_dist_type``.
+
+    This class is gin-configurable: the actor head builds it as ``TanhGaussian(d_action)`` and every
+    keyword keeps its default unless gin binds it (``TanhGaussian.std_high = 1.0``).
+
+    Args:
+        d_action: action width A. Supplied by the actor head from the action space, not by gin.
+        std_low: smallest standard deviation (before the tanh). Defaults to exp(-5).
+        std_high: largest standard deviation (before the tanh). Defaults to exp(2).
+        std_activation: function ``(raw, low, high) -> std`` mapping the raw actor output to a
+            standard deviation; the default squashes it into [low, high] in log space.
+            Defaults to ``tanh_bounded_positive``.
+        clip_actions_on_log_prob: replay actions are clamped to this (low, high) range before
+            their log-prob is computed, since the inverse tanh diverges at +-1.
+            Defaults to (-0.99, 0.99).
+    """
 
     actions_differentiable = True
 
@@ -247,7 +289,24 @@ class TanhGaussian(PolicyOutput):
 
 @gin.configurable
 class GMM(PolicyOutput):
-    """Tanh-squashed Gaussian mixture. Has no reparameterised sample, so it needs online_coeff=0."""
+    """Tanh-squashed Gaussian mixture. Has no reparameterised sample, so it needs online_coeff=0.
+
+    Suits multi-modal behaviour (e.g. imitation of mixed data with ``Agent.online_coeff = 0``).
+    The greedy action is the squashed centre of the most likely mode.
+
+    This class is gin-configurable: the actor head builds it as ``GMM(d_action)`` and every
+    keyword keeps its default unless gin binds it (``GMM.gmm_modes = 8``).
+
+    Args:
+        d_action: action width A. Supplied by the actor head from the action space, not by gin.
+        gmm_modes: number of mixture components. Defaults to 5.
+        std_low: smallest standard deviation of a component. Defaults to 1e-4.
+        std_high: largest standard deviation of a component; None for no cap. Defaults to None.
+        std_activation: function ``(raw, low, high) -> std``. Defaults to
+            ``softplus_bounded_positive`` (``low + softplus(raw)``, capped at ``high``).
+        clip_actions_on_log_prob: replay actions are clamped to this (low, high) range before
+            their log-prob is computed. Defaults to (-0.99, 0.99).
+    """
 
     def __init__(
         self,
@@ -286,7 +345,27 @@ class GMM(PolicyOutput):
 
 @gin.configurable
 class Beta(PolicyOutput):
-    """Beta distribution per action dimension, shifted and scaled from [0, 1] to [-1, 1]."""
+    """Beta distribution per action dimension, shifted and scaled from [0, 1] to [-1, 1].
+
+    Reparameterised samples (supports the DPG term); the greedy action is the distribution's
+    mean.
+
+    This class is gin-configurable: the actor head builds it as ``Beta(d_action)`` and every
+    keyword keeps its default unless gin binds it.
+
+    Args:
+        d_action: action width A. Supplied by the actor head from the action space, not by gin.
+        alpha_low: smallest alpha concentration (above 1 keeps the density unimodal).
+            Defaults to 1.0001.
+        alpha_high: largest alpha; None for no cap. Defaults to None.
+        beta_low: smallest beta concentration. Defaults to 1.0001.
+        beta_high: largest beta; None for no cap. Defaults to None.
+        std_activation: function ``(raw, low, high) -> concentration`` applied to both raw
+            outputs. Defaults to ``softplus_bounded_positive``.
+        clip_actions_on_log_prob: replay actions are clamped to this (low, high) range before
+            their log-prob is computed, since the density can diverge at +-1.
+            Defaults to (-0.99, 0.99).
+    """
 
     actions_differentiable = True
 
@@ -321,7 +400,19 @@ class Beta(PolicyOutput):
 
 @gin.configurable
 class Multibinary(PolicyOutput):
-    """Independent Bernoulli per dimension for MultiBinary spaces (set ``Actor.continuous_dist_type``)."""
+    """Independent Bernoulli per dimension for MultiBinary spaces (set ``Actor.continuous_dist_type``).
+
+    Not chosen automatically: bind ``Actor.continuous_dist_type = @Multibinary``. Samples are not
+    differentiable, so it needs ``Agent.online_coeff = 0``. The log-prob is the mean (not the
+    sum) over dimensions.
+
+    This class is gin-configurable, but it has no keywords: the actor head builds it as
+    ``Multibinary(d_action)``.
+
+    Args:
+        d_action: number of binary action dimensions. Supplied by the actor head from the action
+            space, not by gin.
+    """
 
     def __init__(self, d_action: int):
         super().__init__(d_action)

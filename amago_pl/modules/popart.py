@@ -20,11 +20,19 @@ class PopArtLayer(nn.Module):
     update rescales them so the denormalised outputs do not jump ("preserving outputs precisely").
     Everything runs in fp32, because bf16 cannot hold a second moment of large returns.
 
+    This class is gin-configurable (``enabled`` excepted): the Agent builds it as
+    ``PopArtLayer(num_gammas, enabled=Agent.popart)`` and ``beta`` and ``init_nu`` keep their
+    defaults unless gin binds them (``PopArtLayer.beta = 1e-3``).
+
     Args:
-        gammas: number of discount factors G.
-        beta: EMA rate of the statistics (bias-corrected early on).
-        init_nu: initial second moment (initial sigma = sqrt(init_nu) = 10).
-        enabled: False makes every method an identity (the Agent's ``popart=False``).
+        gammas: number of discount factors G (one set of statistics each). Supplied by the Agent,
+            not by gin.
+        beta: EMA rate of the running mean and second moment of the TD targets (bias-corrected
+            early on); larger adapts faster. Defaults to 5e-4.
+        init_nu: initial second moment; with a zero initial mean the initial sigma is
+            sqrt(init_nu). Defaults to 100.0 (sigma 10).
+        enabled: False makes every method an identity. Not gin-configurable (denylisted); the
+            Agent sets it from ``Agent.popart``. Defaults to True.
     """
 
     def __init__(self, gammas: int, beta: float = 5e-4, init_nu: float = 100.0, enabled: bool = True):

@@ -63,20 +63,46 @@ class TformerTrajEncoder(TrajEncoder):
     the keys of old tokens were computed in their own (longer) context once an episode outgrows the
     cache, exactly as in the original ("KV-cache drift").
 
+    This class is gin-configurable: the Agent builds it as
+    ``TformerTrajEncoder(tstep_dim, max_seq_len)`` and every keyword keeps its default unless gin
+    binds it (``TformerTrajEncoder.n_layers = 4``).
+
     Args:
-        d_model: residual stream width and ``emb_dim``.
-        n_heads: heads (head dim = d_model / n_heads).
-        d_ff: feed-forward width.
-        n_layers: Transformer layers.
-        dropout_ff / dropout_emb / dropout_attn / dropout_qkv: dropout rates.
-        activation: see :func:`~amago_pl.modules.utils.activation_switch`.
-        norm: see :class:`~amago_pl.modules.ff.Normalization`.
-        pos_emb: "fixed" (sinusoidal over the absolute time_idx), "learnable" or "rope".
-        sigma_reparam: sigma-reparam linear layers (https://arxiv.org/abs/2303.06296).
-        normformer_norms: extra NormFormer norms (https://arxiv.org/abs/2110.09456).
-        head_scaling: NormFormer per-head output scales.
+        tstep_dim: width of the timestep embeddings (the TstepEncoder's ``emb_dim``). Supplied by
+            the Agent, not by gin.
+        max_seq_len: the context length (``Experiment.max_seq_len``). Supplied by the Agent, not by
+            gin.
+            It is also the size of the rollout KV cache.
+        d_model: width of the residual stream; also the encoder's ``emb_dim``. Defaults to 256.
+        n_heads: attention heads; ``d_model`` must be divisible by it (head width
+            ``d_model // n_heads``, which must be even with ``pos_emb="rope"``). Defaults to 8.
+        d_ff: hidden width of each layer's feed-forward block. Defaults to 1024.
+        n_layers: number of Transformer layers. Defaults to 3.
+        dropout_ff: dropout on the attention output and inside/after the feed-forward block.
+            Defaults to 0.05.
+        dropout_emb: dropout on the input embedding (after adding the position embedding).
+            Defaults to 0.05.
+        dropout_attn: dropout on the attention probabilities (passed to ``attention_type``).
+            Defaults to 0.0.
+        dropout_qkv: dropout on the query/key/value projections. Defaults to 0.0.
+        activation: feed-forward activation (see
+            :func:`~amago_pl.modules.utils.activation_switch`). Defaults to "leaky_relu".
+        norm: normalisation name used by the pre-norms, the NormFormer norms and the final norm
+            (see :class:`~amago_pl.modules.ff.Normalization`). Defaults to "layer".
+        pos_emb: position information, from the absolute time index within the episode:
+            "fixed" (sinusoidal, added to the input), "learnable" (a ``LearnablePosEmb``, whose
+            ``max_time_idx`` must then be bound) or "rope" (rotary embedding of queries and keys).
+            Defaults to "fixed".
+        sigma_reparam: use ``SigmaReparam`` (spectral-norm reparameterised) linear layers for the
+            qkv, output and feed-forward projections (https://arxiv.org/abs/2303.06296).
+            Defaults to True.
+        normformer_norms: add NormFormer's extra norms after attention and after the first
+            feed-forward layer (https://arxiv.org/abs/2110.09456). Defaults to True.
+        head_scaling: learn a per-head scale of the attention output (NormFormer).
+            Defaults to True.
         attention_type: a :class:`~amago_pl.modules.attention.SelfAttention` class, built as
-            ``attention_type(causal=True, dropout=dropout_attn)``.
+            ``attention_type(causal=True, dropout=dropout_attn)``; configure its own keywords
+            through gin. Defaults to ``FlashAttention`` (which falls back to torch SDPA on CPU).
     """
 
     def __init__(
@@ -151,6 +177,22 @@ class GRUTrajEncoder(TrajEncoder):
 
     Training windows start from a zero state, while rollouts carry the state through the whole
     episode (no burn-in), as in the original.
+
+    This class is gin-configurable: the Agent builds it as ``GRUTrajEncoder(tstep_dim, max_seq_len)``
+    and every keyword keeps its default unless gin binds it (``GRUTrajEncoder.d_hidden = 512``).
+
+    Args:
+        tstep_dim: width of the timestep embeddings (the TstepEncoder's ``emb_dim``). Supplied by
+            the Agent, not by gin.
+        max_seq_len: the context length (``Experiment.max_seq_len``). Supplied by the Agent, not by
+            gin.
+            The GRU itself does not use it.
+        d_hidden: size of the GRU hidden state. Defaults to 256.
+        n_layers: stacked GRU layers. Defaults to 2.
+        d_output: width of the Linear layer after the GRU; the encoder's ``emb_dim``.
+            Defaults to 256.
+        norm: normalisation of the output (a ``Normalization`` name or None).
+            Defaults to "layer".
     """
 
     def __init__(
@@ -195,6 +237,27 @@ class GRUTrajEncoder(TrajEncoder):
 class FFTrajEncoder(TrajEncoder):
     """Memory-free ablation of the Transformer: Linear -> act -> dropout -> n residual FF blocks ->
     Linear -> out_norm -> dropout, applied to every timestep independently.
+
+    Useful to test whether a task needs memory at all. It keeps no hidden state.
+
+    This class is gin-configurable: the Agent builds it as ``FFTrajEncoder(tstep_dim, max_seq_len)``
+    and every keyword keeps its default unless gin binds it (``FFTrajEncoder.n_layers = 2``).
+
+    Args:
+        tstep_dim: width of the timestep embeddings (the TstepEncoder's ``emb_dim``). Supplied by
+            the Agent, not by gin.
+        max_seq_len: the context length (``Experiment.max_seq_len``). Supplied by the Agent, not by
+            gin.
+            Unused (there is no memory).
+        d_model: width of the residual stream; also the encoder's ``emb_dim``. Defaults to 256.
+        d_ff: hidden width of each residual block; None means ``4 * d_model``. Defaults to None.
+        n_layers: number of residual feed-forward blocks. Defaults to 1.
+        dropout: dropout probability after the input layer, inside the blocks and at the output.
+            Defaults to 0.0.
+        activation: activation name (see ``activation_switch``). Defaults to "leaky_relu".
+        norm: pre-norm inside each residual block (a ``Normalization`` name or None).
+            Defaults to None.
+        out_norm: normalisation of the output. Defaults to "layer".
     """
 
     def __init__(
@@ -265,7 +328,26 @@ class MambaState:
 @gin.configurable
 class MambaTrajEncoder(TrajEncoder):
     """Linear in -> n residual (norm -> Mamba) blocks -> out_norm, with Mamba's recurrent ``step`` for
-    rollouts. Requires ``mamba_ssm`` (CUDA)."""
+    rollouts. Requires ``mamba_ssm`` (CUDA).
+
+    This class is gin-configurable: the Agent builds it as
+    ``MambaTrajEncoder(tstep_dim, max_seq_len)`` and every keyword keeps its default unless gin
+    binds it (``MambaTrajEncoder.d_state = 32``).
+
+    Args:
+        tstep_dim: width of the timestep embeddings (the TstepEncoder's ``emb_dim``). Supplied by
+            the Agent, not by gin.
+        max_seq_len: the context length (``Experiment.max_seq_len``). Supplied by the Agent, not by
+            gin.
+            Unused (the recurrent state has a fixed size).
+        d_model: width of the residual stream; also the encoder's ``emb_dim``. Defaults to 256.
+        d_state: size of each Mamba block's SSM state. Defaults to 16.
+        d_conv: kernel width of Mamba's causal 1-D convolution. Defaults to 4.
+        expand: inner-width multiplier of each Mamba block (inner width
+            ``expand * d_model``). Defaults to 2.
+        n_layers: number of residual Mamba blocks. Defaults to 3.
+        norm: normalisation name used before each block and at the output. Defaults to "layer".
+    """
 
     def __init__(
         self,

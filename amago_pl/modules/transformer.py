@@ -7,6 +7,7 @@ original gin paths (``amago_pl.modules.transformer.SlidingWindowFlexAttention.wi
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,6 +49,13 @@ class SigmaReparam(nn.Linear):
 
     sigma(W) is tracked by one power-iteration step per training forward; eval mode reuses the stored
     singular vectors, so eval outputs are deterministic.
+
+    Not gin-configurable itself: switch it on or off with ``TformerTrajEncoder.sigma_reparam``.
+
+    Args:
+        d_in: input width. Supplied by the Transformer layer that uses it.
+        d_out: output width. Supplied by the Transformer layer that uses it.
+        bias: whether the layer adds a (not reparameterised) bias. Defaults to True.
     """
 
     def __init__(self, d_in: int, d_out: int, bias: bool = True):
@@ -78,10 +86,18 @@ class SigmaReparam(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             self._power_iteration()
-        sigma = self.sigma()
-        # Scaling the output instead of the weight avoids materialising W_hat at every call.
-        out = F.linear(x, self.weight) * (self.gamma / sigma)
-        return out if self.bias is None else out + self.bias
+        if self.training or torch.is_grad_enabled():
+            # Scaling the (d_out, d_in) weight is cheaper than scaling the (tokens, d_out) output for
+            # any training batch, and lets F.linear fuse the bias add (benchmarks/README.md).
+            w_hat = self.weight * (self.gamma / self.sigma())
+        else:
+            # Rollouts: W_hat only changes when W, gamma or u/v are written to (see ``sigma``).
+            key = (self.weight.data_ptr(), self.weight._version, self.gamma._version, self.u._version, self.v._version)
+            if getattr(self, "_w_hat_key", None) != key:
+                self._w_hat_cached = self.weight * (self.gamma / self.sigma())
+                self._w_hat_key = key
+            w_hat = self._w_hat_cached
+        return F.linear(x, w_hat, self.bias)
 
 
 class FixedPosEmb(nn.Module):
@@ -101,7 +117,20 @@ class FixedPosEmb(nn.Module):
 
 @gin.configurable
 class LearnablePosEmb(nn.Module):
-    """A learned vector per absolute time index. ``max_time_idx`` must cover the longest episode."""
+    """A learned vector per absolute time index. ``max_time_idx`` must cover the longest episode.
+
+    Used when ``TformerTrajEncoder.pos_emb = "learnable"``. Time indices at or above
+    ``max_time_idx`` share the last vector.
+
+    This class is gin-configurable: the Transformer builds it as ``LearnablePosEmb(d_model)``, and
+    ``max_time_idx`` has no default, so gin must bind it (``LearnablePosEmb.max_time_idx = 1000``).
+
+    Args:
+        d_model: embedding width. Supplied by the Transformer (``TformerTrajEncoder.d_model``).
+        max_time_idx: number of learned position vectors, i.e. one more than the largest time
+            index (steps since the episode's start) the model should tell apart. Required
+            (``gin.REQUIRED``).
+    """
 
     def __init__(self, d_model: int, max_time_idx: int = gin.REQUIRED):
         super().__init__()
@@ -257,8 +286,20 @@ class TransformerLayer(nn.Module):
         return self._finish(x, heads.to(x.dtype))  # heads: (B, 1, H, Dh)
 
 
+# Compiled training forwards, kept outside the modules so deepcopy/pickle never see them.
+_COMPILED_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@gin.configurable(module="amago_pl.modules.transformer")
 class Transformer(nn.Module):
-    """Input projection + position embedding -> dropout -> n TransformerLayers -> final norm."""
+    """Input projection + position embedding -> dropout -> n TransformerLayers -> final norm.
+
+    Built by :class:`~amago_pl.modules.traj_encoders.TformerTrajEncoder`, which passes every argument
+    except ``compile_training``: bind ``Transformer.compile_training = True`` to run training passes
+    (grad enabled) through ``torch.compile``. Rollout steps stay eager (their KV cache is mutated in
+    place). Off by default: on a 2-core CPU compiling takes minutes and did not speed up the update
+    measurably (benchmarks/README.md); try it on GPUs and long sequences.
+    """
 
     def __init__(
         self,
@@ -279,8 +320,10 @@ class Transformer(nn.Module):
         normformer_norms: bool,
         head_scaling: bool,
         attention_type: Callable[..., SelfAttention],
+        compile_training: bool = False,
     ):
         super().__init__()
+        self.compile_training = bool(compile_training)
         self.max_seq_len, self.d_model = max_seq_len, d_model
         self.n_layers, self.n_heads, self.head_dim = n_layers, n_heads, d_model // n_heads
         self.inp = nn.Linear(inp_dim, d_model)
@@ -322,6 +365,15 @@ class Transformer(nn.Module):
 
     def forward(self, seq: torch.Tensor, time_idxs: torch.Tensor) -> torch.Tensor:
         """Training pass over fresh sequences: seq (B, L, inp_dim), time_idxs (B, L) -> (B, L, D)."""
+        if self.compile_training and torch.is_grad_enabled():
+            fn = _COMPILED_FORWARDS.get(self)
+            if fn is None:
+                # The unbound function: a bound method would keep ``self`` alive through the value.
+                fn = _COMPILED_FORWARDS[self] = torch.compile(Transformer._forward)
+            return fn(self, seq, time_idxs)
+        return self._forward(seq, time_idxs)
+
+    def _forward(self, seq: torch.Tensor, time_idxs: torch.Tensor) -> torch.Tensor:
         x, rope_angles = self._embed(seq, time_idxs)
         for layer in self.layers:
             x = layer(x, rope_angles)

@@ -83,14 +83,36 @@ def _flatten_obs(x: torch.Tensor, space: gym.Space) -> torch.Tensor:
 class FFTstepEncoder(TstepEncoder):
     """MLP over the flattened observation keys (sorted by name) concatenated with the rl2 features.
 
+    The right choice for vector (state) observations. Discrete observation entries are one-hot
+    encoded; every other key is flattened. The pipeline is
+    [obs || rl2] -> ``InputNorm`` (optional) -> ``MLP`` -> ``out_norm``.
+
+    This class is gin-configurable: the Agent builds it as ``FFTstepEncoder(obs_space, rl2_space)``
+    and every keyword keeps its default unless gin binds it (``FFTstepEncoder.d_hidden = 128``).
+
     Args:
-        n_layers / d_hidden / d_output: MLP hidden layers, width and output width (``emb_dim``).
-        norm: normalisation inside the MLP; out_norm: after it (see ``Normalization``).
-        activation: see ``activation_switch``.
-        hide_rl2s: zero the rl2 features (keeps layer sizes).
-        normalize_inputs: running ``InputNorm`` over [obs || rl2], updated from real steps only.
-        specify_obs_keys: use only these observation keys (default: all).
-        auto_scale: widen ``d_hidden``/``d_output`` to at least the input width.
+        obs_space: the AMAGOEnv observation space (a ``gym.spaces.Dict``). Supplied by amago_pl
+            from the env, not by gin.
+        rl2_space: ``Box(1 + A)`` of [previous reward, previous action]. Supplied by amago_pl from
+            the env, not by gin.
+        n_layers: number of hidden Linear layers of the MLP (``n_layers=2`` gives three Linear
+            layers in total). Defaults to 2.
+        d_hidden: width of the MLP's hidden layers. Defaults to 512.
+        d_output: width of the output, which is the encoder's ``emb_dim``. Defaults to 256.
+        norm: normalisation after each hidden Linear layer, by ``Normalization`` name ("layer",
+            "rmsnorm", "unitball", "hypersphere", "simnorm", ...); None for none. Defaults to None.
+        activation: activation of the hidden layers, by ``activation_switch`` name ("leaky_relu",
+            "relu", "gelu", "mish"). Defaults to "leaky_relu".
+        hide_rl2s: feed zeros instead of the rl2 features (the layer sizes do not change; an
+            ablation of the previous-action/reward inputs). Defaults to False.
+        normalize_inputs: standardise [obs || rl2] with a running ``InputNorm`` whose statistics
+            update in training mode from real (unpadded) timesteps only. Defaults to True.
+        specify_obs_keys: encode only these observation keys (e.g. drop a key that a relabeler
+            uses); None encodes every key. Defaults to None.
+        auto_scale: raise ``d_hidden`` and ``d_output`` to at least the flattened input width.
+            Defaults to False.
+        out_norm: normalisation applied to the MLP output (a ``Normalization`` name or None).
+            Defaults to "layer".
     """
 
     def __init__(
@@ -145,16 +167,41 @@ class CNNTstepEncoder(TstepEncoder):
     image /128 - 1 -> cnn -> Linear(img_features) ; symlog(rl2s) -> Linear(rl2_features);
     concat -> activation -> Linear(d_output) -> out_norm.
 
+    Pixel values are expected in 0..255 (any dtype). Only the image at ``obs_key`` is encoded;
+    other observation keys are ignored.
+
+    This class is gin-configurable: the Agent builds it as ``CNNTstepEncoder(obs_space, rl2_space)``
+    and every keyword keeps its default unless gin binds it (``CNNTstepEncoder.cnn_type =
+    @IMPALAishCNN``).
+
     Args:
-        cnn_type: a :class:`~amago_pl.modules.cnn.CNN` class built as
-            ``cnn_type(img_shape, channels_first, activation)``.
-        channels_first: image layout (C, H, W) instead of (H, W, C).
-        img_features / rl2_features / d_output: layer widths (``emb_dim = d_output``).
-        out_norm / activation: see ``Normalization`` / ``activation_switch``.
-        hide_rl2s: zero the rl2 features (keeps layer sizes).
-        drqv2_aug: DrQ-v2 random-shift augmentation in training mode (square images only) on the
-            last ``aug_pct_of_batch`` fraction of the batch.
-        obs_key: the observation key holding the image.
+        obs_space: the AMAGOEnv observation space (a ``gym.spaces.Dict``). Supplied by amago_pl
+            from the env, not by gin.
+        rl2_space: ``Box(1 + A)`` of [previous reward, previous action]. Supplied by amago_pl from
+            the env, not by gin.
+        cnn_type: the :class:`~amago_pl.modules.cnn.CNN` class, built as
+            ``cnn_type(img_shape, channels_first, activation)``; configure its own keywords through
+            gin. Defaults to ``NatureishCNN``.
+        channels_first: True if images are laid out (C, H, W), False for (H, W, C).
+            Defaults to False.
+        img_features: width of the Linear layer applied to the flattened CNN output.
+            Defaults to 256.
+        rl2_features: width of the Linear layer applied to ``symlog(rl2s)``. Defaults to 12.
+        d_output: width of the layer that fuses the image and rl2 features; this is the encoder's
+            ``emb_dim``. Defaults to 256.
+        out_norm: normalisation of the output (a ``Normalization`` name or None).
+            Defaults to "layer".
+        activation: activation used in the CNN and before the fusing layer (an
+            ``activation_switch`` name). Defaults to "leaky_relu".
+        hide_rl2s: feed zeros instead of the rl2 features (the layer sizes do not change).
+            Defaults to False.
+        drqv2_aug: in training mode, apply DrQ-v2 random-shift augmentation (replicate-pad by 4
+            pixels, random crop back) to part of each batch. Needs square images.
+            Defaults to False.
+        aug_pct_of_batch: fraction (0 to 1) of the sequences in a batch that ``drqv2_aug``
+            augments (the last ones). Defaults to 0.75.
+        obs_key: the observation key holding the image. Defaults to "observation", the key
+            AMAGOEnv uses when the env's observation space is not a dict.
     """
 
     def __init__(

@@ -43,11 +43,21 @@ class InputNorm(nn.Module):
     values. They change only in training mode and only from real (unmasked) timesteps, so padding
     never leaks into them. All statistics are buffers and therefore travel with the state_dict.
 
+    Normalised output: ``(x - mu) / sigma`` with ``sigma = sqrt(nu - mu^2 + 1e-5)`` clamped to
+    [1e-3, 1e6]; features whose sigma is at most 0.01 are only centred, and the result is clamped
+    to +-1e4.
+
+    This class is gin-configurable (``skip`` excepted): ``FFTstepEncoder`` builds it as
+    ``InputNorm(dim)`` and ``beta`` and ``init_nu`` keep their defaults unless gin binds them.
+
     Args:
-        dim: feature width.
-        beta: EMA rate after bias correction has worn off.
-        init_nu: initial second moment (so the initial sigma is ~1).
-        skip: pass inputs through unchanged (the buffers still exist, for checkpoint compatibility).
+        dim: feature width. Supplied by the encoder that uses it (its input width), not by gin.
+        beta: EMA rate of the running statistics once the bias correction has worn off; smaller
+            is slower. Defaults to 1e-4.
+        init_nu: initial value of the running second moment (the initial sigma is about
+            sqrt(init_nu)). Defaults to 1.0.
+        skip: pass inputs through unchanged (the buffers still exist, for checkpoint
+            compatibility). Not gin-configurable (denylisted). Defaults to False.
     """
 
     def __init__(self, dim: int, beta: float = 1e-4, init_nu: float = 1.0, skip: bool = False):

@@ -118,10 +118,20 @@ def test_mazerunner_relabeling_example_tiny(tmp_path: Path) -> None:
     assert starts and all(s == 0 for s in starts), "one whole episode per file, as the relabeler needs"
 
 
-@pytest.mark.parametrize(
-    "script", ["async_collect_learn.py", "offline_to_online.py", "mazerunner_relabeling.py"]
-)
-def test_examples_help(script: str) -> None:
-    proc = run_example(script, "--help", timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "--tiny" in proc.stdout
+def test_examples_help() -> None:
+    scripts = ["async_collect_learn.py", "offline_to_online.py", "mazerunner_relabeling.py"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    procs = [  # concurrently: each one mostly waits for its imports
+        subprocess.Popen(
+            [sys.executable, str(EXAMPLES / s), "--help"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for s in scripts
+    ]
+    for script, proc in zip(scripts, procs):
+        out, _ = proc.communicate(timeout=180)
+        assert proc.returncode == 0, script
+        assert "--tiny" in out, script

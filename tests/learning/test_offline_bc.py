@@ -63,6 +63,7 @@ def offline_return(
         seed=seed,
         parallel_actors=1,
         verbose=False,
+        sample_actions_val=True,  # see the module doc
     )
     experiment.start()
     experiment.learn()

@@ -63,7 +63,19 @@ class MazeRunnerGymEnv(gym.Env):
     moves. Reward 1 per goal reached in order. The episode terminates on the last goal or at
     ``time_limit`` (the timer is in the observation, so it is a true terminal).
     Observation (7,) float32 as in the module doc, plus the current goal ``(gx, gy) / maze_dim``
-    (9,) when ``goal_in_obs``.
+    (9,) when ``goal_in_obs``. At the end of an episode it logs "Goals Reached" and "Success".
+
+    This class is gin-configurable: it is built by your env factory (or by ``make_builtin_env``),
+    and every keyword the factory does not pass keeps its default unless gin binds it
+    (``MazeRunnerGymEnv.maze_dim = 15``).
+
+    Args:
+        maze_dim: side length of the square maze grid, border walls included; odd and at least
+            5. Defaults to 11.
+        min_num_goals: fewest goals per episode (at least 1). Defaults to 1.
+        max_num_goals: most goals per episode. Defaults to 3.
+        time_limit: episode length limit in steps. Defaults to 250.
+        goal_in_obs: append the next goal's position to the observation. Defaults to True.
     """
 
     metadata = {"render_modes": []}
@@ -169,7 +181,22 @@ class GoalDictObservation(gym.ObservationWrapper):
 
 @gin.configurable
 class MazeRunnerAMAGOEnv(AMAGOEnv):
-    """``MazeRunnerGymEnv`` with exactly ``num_goals`` goals and relabelable dict observations."""
+    """``MazeRunnerGymEnv`` with exactly ``num_goals`` goals and relabelable dict observations.
+
+    Already an ``AMAGOEnv`` (do not wrap it again). Its ``{obs, achieved, goals}`` observation
+    (module doc) is what ``HindsightInstructionReplay`` rewrites; the current goal is not appended
+    to ``obs``.
+
+    This class is gin-configurable: it is built by your env factory (or by ``make_builtin_env``),
+    and every keyword the factory does not pass keeps its default unless gin binds it
+    (``MazeRunnerAMAGOEnv.num_goals = 2``).
+
+    Args:
+        maze_dim: side length of the square maze grid; odd and at least 5. Defaults to 11.
+        num_goals: number k of goals in every episode (the relabeler's ``num_goals`` must
+            match). Defaults to 3.
+        time_limit: episode length limit in steps. Defaults to 250.
+    """
 
     def __init__(self, maze_dim: int = 11, num_goals: int = 3, time_limit: int = 250):
         base = MazeRunnerGymEnv(maze_dim, num_goals, num_goals, time_limit, goal_in_obs=False)

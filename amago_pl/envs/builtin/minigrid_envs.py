@@ -39,7 +39,22 @@ def MiniGridAMAGO(env_id: str = "MiniGrid-Empty-5x5-v0", max_episode_steps: int 
     """``AMAGOEnv`` around ``gymnasium.make(env_id)`` of a registered MiniGrid env.
 
     A function rather than an ``AMAGOEnv`` subclass so gymnasium can rebuild the wrapper stack
-    from the env spec (``check_env`` does).
+    from the env spec (``check_env`` does). The observation is a dict with the partial view
+    ``image`` and a one-hot ``direction`` (the mission string is dropped). Needs the optional
+    ``minigrid`` package.
+
+    This function is gin-configurable: it is called by your env factory (or by
+    ``make_builtin_env`` for ``"minigrid:<env id>"``), and every keyword the caller does not pass
+    keeps its default unless gin binds it (``MiniGridAMAGO.env_id = "MiniGrid-DoorKey-5x5-v0"``).
+
+    Args:
+        env_id: a registered MiniGrid/BabyAI gymnasium id; use one with a fixed mission.
+            Defaults to "MiniGrid-Empty-5x5-v0".
+        max_episode_steps: time limit passed to ``gymnasium.make``; None keeps the env's own.
+            Defaults to None.
+
+    Returns:
+        The wrapped env, named after ``env_id``.
     """
     require("minigrid", "MiniGrid envs")  # importing registers the MiniGrid ids with gymnasium
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}

@@ -97,7 +97,22 @@ class TMaze(gym.Env):
 
 @gin.configurable
 class TMazeAltPassive(TMaze):
-    """Passive T-Maze: the goal side is shown at t = 0; episode length ``corridor_length + 1``."""
+    """Passive T-Maze: the goal side is shown at t = 0; episode length ``corridor_length + 1``.
+
+    This class is gin-configurable: it is built by your env factory (or by ``make_builtin_env``),
+    and every keyword the factory does not pass keeps its default unless gin binds it
+    (``TMazeAltPassive.corridor_length = 50``).
+
+    Args:
+        corridor_length: number of corridor cells between the start and the junction; at least
+            1. Defaults to 10.
+        goal_reward: reward for turning towards the goal side at the junction.
+            Defaults to 1.0.
+        penalty: added to the reward of every step that does not move forward once the goal
+            side has been shown (use a negative value). Defaults to 0.0.
+        distract_reward: on corridor steps after the goal side has been shown, this reward is
+            added with probability 1/2 (a distraction); 0 disables it. Defaults to 0.0.
+    """
 
     def __init__(
         self,
@@ -112,7 +127,22 @@ class TMazeAltPassive(TMaze):
 @gin.configurable
 class TMazeAltActive(TMaze):
     """Active T-Maze: the agent starts one cell right of the oracle and must step back to see the
-    goal side; episode length ``corridor_length + 3``."""
+    goal side; episode length ``corridor_length + 3``.
+
+    This class is gin-configurable: it is built by your env factory (or by ``make_builtin_env``),
+    and every keyword the factory does not pass keeps its default unless gin binds it
+    (``TMazeAltActive.corridor_length = 50``).
+
+    Args:
+        corridor_length: number of corridor cells between the start and the junction; at least
+            1. Defaults to 10.
+        goal_reward: reward for turning towards the goal side at the junction.
+            Defaults to 1.0.
+        penalty: added to the reward of every step that does not move forward once the goal
+            side has been shown (use a negative value). Defaults to 0.0.
+        distract_reward: on corridor steps after the goal side has been shown, this reward is
+            added with probability 1/2 (a distraction); 0 disables it. Defaults to 0.0.
+    """
 
     def __init__(
         self,

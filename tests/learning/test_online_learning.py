@@ -1,0 +1,97 @@
+"""Online learning on CPU-sized tasks: amago_pl must learn what the original learns, at least as
+sample-efficiently (docs/learning_results.md has the measured numbers and the original's).
+
+Each test trains one seeded run of a recipe from ``benchmarks/learning.py`` (the single source of
+the hyperparameters; the benchmark script runs the same recipes with bigger budgets and more
+seeds) and asserts a threshold on ``Experiment.evaluate_test`` episodes. To save CI time a run
+stops as soon as a validation reaches ``Task.stop_at`` (default: the threshold); the budget
+asserted below (env steps, updates) is the most it may use.
+
+Shared settings: ``Experiment(env_mode="sync", dloader_workers=0)``, 8 actors, batch 24, AdamW lr
+3e-4 with 100 warmup steps, ``FFTstepEncoder`` timestep encoder, epsilon-greedy exploration
+(``EpsilonGreedy``, randomised per actor), one torch thread. Per task (``Task`` fields):
+
+- T-Maze passive, corridor 10 (Transformer d_model 128 / 2 layers / 4 heads, or GRU 2 x 128):
+  22 env steps per actor per epoch (176 env steps), 100 updates per epoch, at most 28 epochs
+  (4,928 env steps, 2,800 updates); reward x100, gamma 0.9999, tau 0.01, penalty -1/10 per
+  non-forward step, greedy train and eval actions, epsilon 1 -> 0.05 over 400 steps per actor.
+  Metric: success rate (return > 0.5) over 64 test episodes, threshold 0.95.
+- Meta-Frozen-Lake 4x4, 3 attempts (Transformer 128 / 2 layers): 48 steps per actor per epoch
+  (one meta-episode; 384 env steps), 100 updates, at most 15 epochs (5,760 env steps, 1,500
+  updates); reward x100, tau 0.004. Metric: mean return over 64 test meta-episodes (max 3).
+- CartPole-v1 (``FFTrajEncoder`` 128): 125 steps per actor per epoch (1,000 env steps), 100
+  updates, at most 40 epochs (40,000 env steps, 4,000 updates; update ratio 0.1), context 16,
+  reward x1, gamma 0.99, Discrete probability clip [1e-6, 1] (as the original's 01), actor and
+  critic MLPs 128 wide, epsilon 1 -> 0.05 over 1,000 steps per actor, greedy eval.
+- Pendulum-v1 (Transformer d_model 64 / 1 layer, TanhGaussian): 200 steps per actor per epoch
+  (1,600 env steps), 200 updates, at most 12 epochs (19,200 env steps, 2,400 updates), context
+  16, reward x0.1, gamma 0.99, tau 0.005, one gamma (no multigamma), heads 128, Gaussian action
+  noise 0.5 -> 0.05 over 1,000 steps per actor, greedy eval.
+- POPGym RepeatPreviousEasy (Transformer 128 / 2 layers): one 52-step episode per actor per epoch,
+  100 updates, at most 25 epochs (10,400 env steps, 2,500 updates), context 52 (a whole episode),
+  reward x100, gamma 0.99, greedy eval. The best return is 1.0.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.learning import TASKS, RunResult, run_task
+
+pytestmark = pytest.mark.learning
+
+
+def report(r: RunResult) -> str:
+    t = TASKS[r.task]
+    last = r.curve[-1] if r.curve else {}
+    return (
+        f"{r.task}: test {t.metric_name} {r.test_metric:.3f} {r.test_extra or ''} "
+        f"(threshold {t.threshold}) after {r.env_steps} env steps, {r.updates} updates, "
+        f"{r.wall_s:.0f}s wall / {r.cpu_s:.0f}s CPU; last val {last.get(t.metric_name)}"
+    )
+
+
+def check(name: str, tmp_path, max_env_steps: int, max_updates: int) -> RunResult:
+    r = run_task(name, seed=0, budget="test", run_dir=tmp_path)
+    print(report(r))
+    assert r.env_steps <= max_env_steps and r.updates <= max_updates, report(r)
+    assert r.test_metric >= TASKS[name].threshold, report(r)
+    return r
+
+
+def test_tmaze10_transformer(tmp_path):
+    """Original: val return 1.0 by epoch 20 of 8 x 22 steps (~3,500 env steps, 2,000 updates)."""
+    check("tmaze10_transformer", tmp_path, 5000, 3000)
+
+
+# Not verified inside the budget on the shared 2-core machine (see docs/learning_results.md):
+# excluded from the default tier until a run confirms the threshold.
+UNVERIFIED = pytest.mark.slow_learning
+
+
+@UNVERIFIED
+def test_tmaze10_gru(tmp_path):
+    check("tmaze10_gru", tmp_path, 5000, 3000)
+
+
+@UNVERIFIED
+def test_meta_frozen_lake(tmp_path):
+    """Original: 1.14 of 3 with 5,400 env steps and 1,400 updates."""
+    check("frozen_lake", tmp_path, 6000, 1500)
+
+
+@UNVERIFIED
+def test_cartpole_ff(tmp_path):
+    """Original: 141 (FF) / 125 (Transformer) after 40,000 env steps and 1,000 updates."""
+    check("cartpole_ff", tmp_path, 40_000, 4000)
+
+
+@UNVERIFIED
+def test_pendulum_transformer(tmp_path):
+    check("pendulum", tmp_path, 20_000, 2400)
+
+
+@UNVERIFIED
+def test_popgym_repeat_previous_easy(tmp_path):
+    pytest.importorskip("popgym")
+    check("popgym_repeat_previous", tmp_path, 10_400, 2500)
