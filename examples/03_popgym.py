@@ -101,7 +101,7 @@ def main() -> None:
     )
     experiment.start()
     experiment.learn()
-    experiment.evaluate_test(make_env, timesteps=10 if args.tiny else 2 * args.max_seq_len)
+    experiment.evaluate_test(make_env, timesteps=60 if args.tiny else 2 * args.max_seq_len)  # 51-step episodes
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the same folder.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import time
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+
+from amago_pl.callbacks.checkpoint_io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +27,12 @@ def latest_policy_path(run_dir: str | os.PathLike) -> Path:
 
 
 def save_latest_policy(pl_module: pl.LightningModule, path: str | os.PathLike, version: int) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     state = {k: v.detach().cpu() for k, v in pl_module.state_dict().items()}
-    torch.save({"version": version, "state_dict": state}, tmp)
-    os.replace(tmp, path)  # readers see the old or the new file, never half of one
+    buffer = io.BytesIO()
+    torch.save({"version": version, "state_dict": state}, buffer)
+    # Temp file + os.replace: readers see the old or the new file, never half of one; a full
+    # disk raises CheckpointWriteError naming the path and the bytes needed.
+    atomic_write_bytes(path, buffer.getvalue(), what="latest policy")
 
 
 def load_latest_policy(

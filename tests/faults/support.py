@@ -29,7 +29,9 @@ class FaultyTMaze(gym.Wrapper):
     misbehaves at its own ``at_step``.
     """
 
-    def __init__(self, fault: str | None, at_step: int, marker: str | None = None, rank_only: int | None = None):
+    def __init__(
+        self, fault: str | None, at_step: int, marker: str | None = None, rank_only: int | None = None
+    ):
         super().__init__(TMazeAltPassive(corridor_length=3))
         self.fault, self.at_step, self.marker, self.rank_only = fault, at_step, marker, rank_only
         self.steps = 0
@@ -76,7 +78,13 @@ class FaultyTMaze(gym.Wrapper):
 class MakeFaulty:
     """Picklable factory of ``AMAGOEnv(FaultyTMaze(...))`` (for async workers and DDP ranks)."""
 
-    def __init__(self, fault: str | None = None, at_step: int = 3, marker: str | None = None, rank_only: int | None = None):
+    def __init__(
+        self,
+        fault: str | None = None,
+        at_step: int = 3,
+        marker: str | None = None,
+        rank_only: int | None = None,
+    ):
         self.args = (fault, at_step, marker, rank_only)
 
     def __call__(self) -> AMAGOEnv:

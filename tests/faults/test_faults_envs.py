@@ -25,7 +25,9 @@ def test_env_crash_is_restarted_dropped_and_counted(tmp_path: Path, mode: str, f
     # raise_reset fails the 2nd reset: the autoreset after the first episode, inside a step.
     make_env = MakeFaulty(fault, at_step=3 if fault == "raise_step" else 2, marker=marker)
     # No staggered split lengths: every stored file is then one whole 4-step episode.
-    exp = tiny_experiment(tmp_path, make_env=make_env, env_mode=mode, epochs=1, stagger_traj_file_lengths=False)
+    exp = tiny_experiment(
+        tmp_path, make_env=make_env, env_mode=mode, epochs=1, stagger_traj_file_lengths=False
+    )
     exp.start()
     exp.learn()
     assert Path(marker).exists()  # the fault really happened (once)
@@ -54,17 +56,25 @@ def test_env_failing_repeatedly_stops_with_its_traceback(tmp_path: Path, mode: s
 BAD_OUTPUTS = [
     ("nan_obs", r"env 1 \('TMaze'\) returned a non-finite step observation in key 'observation' at step 3"),
     ("inf_reward", r"env 1 \('TMaze'\) returned a non-finite reward .*inf.* at step 3"),
-    ("bad_shape", r"env 1 \('TMaze'\) returned observation key 'observation' with shape \(5,\), but its "
-     r"observation space has shape \(3,\) from step \(env step 3"),
-    ("bad_dtype", r"env 1 \('TMaze'\) returned observation key 'observation' with dtype <U1 \(not numeric\) "
-     r"from step \(env step 3"),
+    (
+        "bad_shape",
+        r"env 1 \('TMaze'\) returned observation key 'observation' with shape \(5,\), but its "
+        r"observation space has shape \(3,\) from step \(env step 3",
+    ),
+    (
+        "bad_dtype",
+        r"env 1 \('TMaze'\) returned observation key 'observation' with dtype <U1 \(not numeric\) "
+        r"from step \(env step 3",
+    ),
 ]
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize(("fault", "message"), BAD_OUTPUTS, ids=[b[0] for b in BAD_OUTPUTS])
 def test_bad_env_outputs_name_env_key_and_step(mode: str, fault: str, message: str) -> None:
-    envs = make_parallel_envs([MakeFaulty(), MakeFaulty(fault, at_step=3)], 2, mode=mode, seed=0, envs_per_worker=1)
+    envs = make_parallel_envs(
+        [MakeFaulty(), MakeFaulty(fault, at_step=3)], 2, mode=mode, seed=0, envs_per_worker=1
+    )
     try:
         envs.reset()
         actions = np.zeros(2, dtype=np.int64)

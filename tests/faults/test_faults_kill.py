@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from tests.faults.support import digests, store_files
-from tests.integration.cli_support import REPO, cli_command, load_ckpt, rollout_state, subprocess_env, write_configs
+from tests.integration.cli_support import (
+    REPO,
+    cli_command,
+    load_ckpt,
+    rollout_state,
+    subprocess_env,
+    write_configs,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +41,17 @@ def _configs(root: Path) -> tuple[Path, Path]:
 def _launch(yaml_path: Path, gin_path: Path, *extra: str, resume: bool) -> subprocess.Popen:
     args = ["fit", "--config", str(yaml_path), "--gin", str(gin_path), *extra]
     if resume:
-        # Env seeds differ per launch, so a resumed run's first episodes cannot repeat the
-        # killed run's first episodes bit for bit.
+        # Env seeds differ per launch (far apart: env i uses seed + i), so a resumed run's first
+        # episodes cannot repeat the killed run's first episodes bit for bit.
         _launch.count = getattr(_launch, "count", 0) + 1
-        args += ["--ckpt_path", "last", "--run.seed", str(_launch.count)]
+        args += ["--ckpt_path", "last", "--run.seed", str(1000 * _launch.count)]
     return subprocess.Popen(
-        cli_command(*args), env=subprocess_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        cli_command(*args),
+        env=subprocess_env(),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

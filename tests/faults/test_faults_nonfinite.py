@@ -19,7 +19,7 @@ from tests.faults.support import metric_values, tiny_experiment
 
 class PoisonedAgent(Agent):
     """Injects a NaN loss (``NAN_LOSS`` global steps) or a NaN gradient (``NAN_GRAD`` steps) and
-    records whether the weights moved at each step."""
+    records whether the trained weights moved at each step (target copies still track them)."""
 
     NAN_LOSS: set[int] | range = set()
     NAN_GRAD: set[int] = set()
@@ -35,19 +35,22 @@ class PoisonedAgent(Agent):
             p = next(p for p in self.actor.parameters() if p.grad is not None)
             p.grad.view(-1)[0] = float("inf")
 
+    def _online(self) -> list[torch.Tensor]:
+        return [p.detach().clone() for m in self.trainable_modules.values() for p in m.parameters()]
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self._before = [p.detach().clone() for p in self.parameters()]
+        self._before = self._online()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         super().on_train_batch_end(outputs, batch, batch_idx)
-        moved = any(not torch.equal(a, p) for a, p in zip(self._before, self.parameters()))
+        moved = any(not torch.equal(a, p) for a, p in zip(self._before, self._online()))
         self.moved = getattr(self, "moved", []) + [moved]
 
 
 def test_nonfinite_steps_are_skipped_and_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(PoisonedAgent, "NAN_LOSS", {1, 2})
     monkeypatch.setattr(PoisonedAgent, "NAN_GRAD", {4})
-    exp = tiny_experiment(tmp_path, agent_type=PoisonedAgent, epochs=2)
+    exp = tiny_experiment(tmp_path, agent_type=PoisonedAgent, epochs=2, lr_warmup_steps=0)
     exp.start()
     exp.learn()
     agent = exp.agent

@@ -54,6 +54,8 @@ def test_bad_files_are_quarantined_counted_and_training_continues(tmp_path: Path
     quarantine = buffer / "quarantine"
     assert sorted(p.name for p in quarantine.iterdir()) == sorted(bad)
     assert all((quarantine / name).read_bytes() == data for name, data in bad.items())  # moved, not altered
-    assert (buffer / "fifo" / "README.txt").exists() and (buffer / "fifo" / "old_run.pkl").exists()  # never read
+    assert (buffer / "fifo" / "README.txt").exists() and (
+        buffer / "fifo" / "old_run.pkl"
+    ).exists()  # never read
     assert max(metric_values(tmp_path / "tiny", "buffer/quarantined")) == len(bad)
     assert len(store_files(buffer)) > 0  # what remains is all readable

