@@ -173,6 +173,11 @@ def use_config(custom_params: dict[str, Any], gin_configs: list[str] | None = No
 
 
 def _gin_path(cls: type) -> str:
+    """The selector gin registered ``cls`` under (it may name another module than the defining one,
+    e.g. ``amago_pl.modules.agent.MultiTaskAgent``)."""
+    for selector, configurable in gin.config._REGISTRY.items():  # noqa: SLF001 - no public lookup API
+        if configurable.wrapped is cls:
+            return selector
     return f"{cls.__module__}.{cls.__name__}"
 
 

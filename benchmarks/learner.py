@@ -226,7 +226,10 @@ def main() -> None:
                 if v == "plain" or "plain" not in res:
                     continue
                 pairs = [a / b for a, b in zip(res[v], res["plain"])]
-                ratios.append((model, seq, v, statistics.median(pairs), min(res[v]) / min(res["plain"])))
+                med, best = statistics.median(pairs), min(res[v]) / min(res["plain"])
+                ratios.append((model, seq, v, med, best))
+                # Printed at once, so an interrupted run keeps the rows it finished.
+                print(f"| {model} | {seq} | {v}/plain step time: {med:.3f} (median of pairs), {best:.3f} (best) | | | | | |")
     if ratios:
         print("\n| model | seq | variant / plain (step time) | median of paired ratios | ratio of best steps |")
         print("|---|---:|---|---:|---:|")

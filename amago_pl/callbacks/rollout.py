@@ -127,7 +127,9 @@ class RolloutCallback(pl.Callback):
         from amago_pl.datamodules import TrajectoryWriter
 
         rank, _ = world_info(trainer)
-        rank_seed = self.seed + 10_000 * rank
+        # A resumed run starts at a later epoch: mixing it in gives the envs fresh episodes instead
+        # of replaying the ones the first launch began with (a fresh run is unchanged: epoch 0).
+        rank_seed = self.seed + 10_000 * rank + 1_000_003 * trainer.current_epoch
         self.envs = make_parallel_envs(
             self.make_env, self.parallel_actors, mode=self.env_mode, seed=rank_seed, mp_context=self.mp_context
         )
