@@ -85,7 +85,9 @@ def amago_dataset(
     """The on-disk replay store, configured for training (``max_seq_len`` is linked from the model)."""
     from amago_pl.datamodules import DiskTrajDataset
 
-    dataset = DiskTrajDataset(dset_root=dset_root, dset_name=dset_name, dset_max_size=dset_max_size, dset_min_size=dset_min_size)
+    dataset = DiskTrajDataset(
+        dset_root=dset_root, dset_name=dset_name, dset_max_size=dset_max_size, dset_min_size=dset_min_size
+    )
     dataset.configure(
         batch_size=batch_size,
         max_seq_len=max_seq_len,
@@ -177,7 +179,9 @@ class AmagoCLI(LightningCLI):
                 traj_save_len=run["traj_save_len"],
                 stagger_traj_file_lengths=run["stagger_traj_file_lengths"],
                 start_collecting_at_epoch=run["start_collecting_at_epoch"],
-                exploration_wrapper_type=get_exploration_cls(run["exploration"]) if run["exploration"] else None,
+                exploration_wrapper_type=get_exploration_cls(run["exploration"])
+                if run["exploration"]
+                else None,
                 sample_actions=run["sample_actions_train"],
                 seed=run["seed"],
             )

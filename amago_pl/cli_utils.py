@@ -158,7 +158,9 @@ def parse_gin(files: Iterable[str] = (), bindings: Iterable[str] = ()) -> None:
             raise explain_bad_binding(text.split("=")[0].strip(), err) from err
 
 
-def use_config(custom_params: dict[str, Any], gin_configs: list[str] | None = None, finalize: bool = True) -> None:
+def use_config(
+    custom_params: dict[str, Any], gin_configs: list[str] | None = None, finalize: bool = True
+) -> None:
     """Bind ``custom_params`` (``{"Class.param": value}``), then apply ``gin_configs`` files in order.
 
     Later settings win. ``finalize`` locks the config so nothing changes it during the run.
@@ -200,7 +202,11 @@ switch_step_encoder = switch_tstep_encoder
 
 
 def switch_traj_encoder(
-    config: dict[str, Any], arch: str, memory_size: int | None = None, layers: int | None = None, **kwargs: Any
+    config: dict[str, Any],
+    arch: str,
+    memory_size: int | None = None,
+    layers: int | None = None,
+    **kwargs: Any,
 ) -> type:
     """Select a sequence model by name ("transformer", "rnn", "ff", "mamba", "identity").
 
@@ -272,7 +278,9 @@ def add_common_cli(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add("--mixed_precision", type=str, default="no", choices=["no", "bf16", "fp16"])
     add("--dloader_workers", type=int, default=8)
     add("--batch_size", type=int, default=24)
-    add("--mode", type=str, default="both", choices=["learn", "collect", "both"], help="async collection mode")
+    add(
+        "--mode", type=str, default="both", choices=["learn", "collect", "both"], help="async collection mode"
+    )
     return parser
 
 
@@ -300,7 +308,9 @@ def create_experiment_from_cli(
     args = command_line_args
     experiment_type = experiment_type or Experiment
     if dataset is None:
-        dataset = DiskTrajDataset(dset_root=args.buffer_dir, dset_name=run_name, dset_max_size=args.dset_max_size)
+        dataset = DiskTrajDataset(
+            dset_root=args.buffer_dir, dset_name=run_name, dset_max_size=args.dset_max_size
+        )
     experiment = experiment_type(
         run_name=run_name,
         ckpt_base_dir=args.buffer_dir,
@@ -312,7 +322,9 @@ def create_experiment_from_cli(
         make_train_env=make_train_env,
         make_val_env=make_val_env,
         traj_save_len=traj_save_len if traj_save_len is not None else 10**10,
-        exploration_wrapper_type=exploration_wrapper_type if exploration_wrapper_type is not None else EpsilonGreedy,
+        exploration_wrapper_type=exploration_wrapper_type
+        if exploration_wrapper_type is not None
+        else EpsilonGreedy,
         parallel_actors=args.parallel_actors,
         env_mode=args.env_mode,
         log_to_wandb=not args.no_log,
@@ -332,7 +344,7 @@ def create_experiment_from_cli(
 
 
 def switch_async_mode(experiment: Any, mode: str) -> Any:
-    """"both" (collect and learn in one process), "collect" (collector only) or "learn" (learner only).
+    """ "both" (collect and learn in one process), "collect" (collector only) or "learn" (learner only).
 
     Collectors and the learner share the trajectory store and the latest-policy file; see
     docs/async.md.

@@ -16,20 +16,16 @@ from typing import Any
 
 import gin
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from amago_pl.callbacks import (
-    ConfigLoggingCallback,
     EvalCallback,
-    LatestPolicyCallback,
-    RolloutCallback,
-    SummaryCallback,
 )
 from amago_pl.callbacks.checkpoint_io import with_atomic_checkpoints
 from amago_pl.callbacks.interact import EpisodeStat
 from amago_pl.callbacks.rollout import log_to_loggers
 from amago_pl.envs import EpsilonGreedy
 from amago_pl.experiment_utils import (
+    build_callbacks,
     build_loggers,
     check_required_bindings,
     describe_run,
@@ -274,7 +270,9 @@ class Experiment:
             [self.agent_type, self.tstep_encoder_type, self.traj_encoder_type, self.exploration_wrapper_type]
         )
         pl.seed_everything(self.seed, workers=True, verbose=False)
-        obs_space, rl2_space, action_space = probe_spaces(self.make_train_env, self.env_mode, self.parallel_actors)
+        obs_space, rl2_space, action_space = probe_spaces(
+            self.make_train_env, self.env_mode, self.parallel_actors
+        )
         self.dataset.configure(
             batch_size=self.batch_size,
             max_seq_len=self.max_seq_len,
@@ -302,61 +300,8 @@ class Experiment:
             print(describe_run(self, obs_space, action_space))
 
     def build_callbacks(self) -> list[pl.Callback]:
-        run_dir = self.run_dir
-        callbacks: list[pl.Callback] = []
-        if self.always_save_latest or self.always_load_latest:
-            # Before the rollout callback, so collectors act with the freshest weights.
-            callbacks.append(LatestPolicyCallback(run_dir, save=self.always_save_latest, load=self.always_load_latest))
-        callbacks.append(
-            RolloutCallback(
-                self.make_train_env,
-                parallel_actors=self.parallel_actors,
-                env_mode=self.env_mode,
-                timesteps_per_epoch=self.train_timesteps_per_epoch,
-                max_seq_len=self.max_seq_len,
-                traj_save_len=self.traj_save_len,
-                stagger_traj_file_lengths=self.stagger_traj_file_lengths,
-                start_collecting_at_epoch=self.start_collecting_at_epoch,
-                exploration_wrapper_type=self.exploration_wrapper_type,
-                sample_actions=self.sample_actions_train,
-                save_trajs_as=self.save_trajs_as,
-                force_reset_train_envs_every=self.force_reset_train_envs_every,
-                async_env_mp_context=self.async_env_mp_context,
-                seed=self.seed,
-                verbose=self.verbose,
-            )
-        )
-        if self.val_enabled:
-            callbacks.append(
-                EvalCallback(
-                    self.make_val_env,
-                    parallel_actors=self.parallel_actors,
-                    timesteps=self.val_timesteps_per_epoch,
-                    env_mode=self.env_mode,
-                    sample_actions=self.sample_actions_val,
-                    stage="val",
-                    seed=self.seed + 1_000_000,
-                    async_env_mp_context=self.async_env_mp_context,
-                    verbose=self.verbose,
-                )
-            )
-        # A run that never trains (an async collector) has nothing to checkpoint, and its last.ckpt
-        # would overwrite the learner's in the shared run folder.
-        if self.train_batches_per_epoch > 0:
-            callbacks.append(
-                ModelCheckpoint(
-                    dirpath=self.ckpt_dir,
-                    filename="epoch={epoch}",
-                    auto_insert_metric_name=False,
-                    every_n_epochs=self.ckpt_interval or 1,
-                    save_top_k=-1 if self.ckpt_interval else 0,
-                    save_last=True,
-                    save_on_train_epoch_end=True,
-                )
-            )
-        callbacks.append(ConfigLoggingCallback(run_dir))
-        callbacks.append(SummaryCallback(run_dir, title=self.run_name, verbose=self.verbose))
-        return callbacks
+        """Collection, evaluation, checkpoints, config logging and the summary (see experiment_utils)."""
+        return build_callbacks(self)
 
     @property
     def val_enabled(self) -> bool:
@@ -430,7 +375,9 @@ class Experiment:
         )
         writer = None
         if save_trajs_to is not None:
-            writer = TrajectoryWriter(TrajectoryStore(save_trajs_to), self.parallel_actors, self.traj_save_len)
+            writer = TrajectoryWriter(
+                TrajectoryStore(save_trajs_to), self.parallel_actors, self.traj_save_len
+            )
         try:
             metrics = evaluator.evaluate(None, self.agent, writer=writer)
         finally:
@@ -464,7 +411,9 @@ class Experiment:
         path = Path(path)
         if not path.exists():
             available = sorted(p.name for p in self.ckpt_dir.glob("*.ckpt")) if self.ckpt_dir.exists() else []
-            raise FileNotFoundError(f"no checkpoint at {path}. Available in {self.ckpt_dir}: {available or 'none'}")
+            raise FileNotFoundError(
+                f"no checkpoint at {path}. Available in {self.ckpt_dir}: {available or 'none'}"
+            )
         if self.agent is None:
             raise RuntimeError("call Experiment.start() before loading a checkpoint")
         if resume_training_state:

@@ -7,8 +7,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
+import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
+from amago_pl.callbacks import (
+    ConfigLoggingCallback,
+    EvalCallback,
+    LatestPolicyCallback,
+    RolloutCallback,
+    SummaryCallback,
+)
 from amago_pl.envs import make_parallel_envs
 
 _PRECISIONS = {"no": "32-true", "fp16": "16-mixed", "bf16": "bf16-mixed"}
@@ -48,14 +57,27 @@ def validate_experiment(exp: Any) -> None:
         problems.append(f"save_trajs_as={exp.save_trajs_as!r}: use 'npz' or 'npz-compressed'" + hint)
     if exp.padded_sampling not in ("none", "left", "right", "both"):
         problems.append(f"padded_sampling={exp.padded_sampling!r}: use 'none', 'left', 'right' or 'both'")
-    if exp.mixed_precision not in _PRECISIONS and exp.mixed_precision not in ("32-true", "16-mixed", "bf16-mixed", "32", "16", "bf16"):
+    if exp.mixed_precision not in _PRECISIONS and exp.mixed_precision not in (
+        "32-true",
+        "16-mixed",
+        "bf16-mixed",
+        "32",
+        "16",
+        "bf16",
+    ):
         problems.append(f"mixed_precision={exp.mixed_precision!r}: use 'no', 'fp16' or 'bf16'")
     for name in ("make_train_env", "make_val_env"):
         value = getattr(exp, name)
         fns = value if isinstance(value, (list, tuple)) else [value]
         if not fns or not all(callable(f) for f in fns):
-            problems.append(f"{name} must be a callable returning an AMAGOEnv (or a list of them), got {value!r}")
-        elif isinstance(value, (list, tuple)) and len(value) != exp.parallel_actors and exp.env_mode != "already_vectorized":
+            problems.append(
+                f"{name} must be a callable returning an AMAGOEnv (or a list of them), got {value!r}"
+            )
+        elif (
+            isinstance(value, (list, tuple))
+            and len(value) != exp.parallel_actors
+            and exp.env_mode != "already_vectorized"
+        ):
             problems.append(f"{name} has {len(value)} callables but parallel_actors={exp.parallel_actors}")
     if problems:
         raise ValueError("Invalid Experiment settings:\n  - " + "\n  - ".join(problems))
@@ -157,7 +179,9 @@ def load_weights_only(agent: torch.nn.Module, path: str | os.PathLike) -> None:
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected or misshapen:
         diffs = config_differences(blob, getattr(agent, "hparams", {})) if "state_dict" in blob else []
-        details = describe_mismatch(f"checkpoint {path}", blob, diffs) if diffs else "no recorded config difference"
+        details = (
+            describe_mismatch(f"checkpoint {path}", blob, diffs) if diffs else "no recorded config difference"
+        )
         raise RuntimeError(
             f"checkpoint {path} does not match this agent: missing {missing[:10]}, unexpected {unexpected[:10]}, "
             f"misshapen {misshapen[:10]}.\n{details}"
@@ -225,7 +249,9 @@ def missing_required_bindings(roots: Sequence[Any]) -> list[str]:
                 todo.append(value.configurable.wrapped)
             elif inspect.isclass(value) or inspect.isfunction(value):
                 todo.append(value)
-            implied = _IMPLIED_BY_VALUE.get((configurable.name, name, value if isinstance(value, str) else None))
+            implied = _IMPLIED_BY_VALUE.get(
+                (configurable.name, name, value if isinstance(value, str) else None)
+            )
             if implied is not None:
                 match = gin.config._REGISTRY.get_match(implied)  # noqa: SLF001
                 if match is not None:
@@ -239,3 +265,64 @@ def check_required_bindings(roots: Sequence[Any]) -> None:
     if missing:
         lines = "\n  - ".join(f"{m} (add e.g. `{m} = ...` to a .gin file or --gin)" for m in missing)
         raise ValueError(f"gin.REQUIRED settings without a value:\n  - {lines}")
+
+
+def build_callbacks(exp: Any) -> list[pl.Callback]:
+    """The callbacks an Experiment trains with, in the order they must run."""
+    run_dir = exp.run_dir
+    callbacks: list[pl.Callback] = []
+    if exp.always_save_latest or exp.always_load_latest:
+        # Before the rollout callback, so collectors act with the freshest weights.
+        callbacks.append(
+            LatestPolicyCallback(run_dir, save=exp.always_save_latest, load=exp.always_load_latest)
+        )
+    callbacks.append(
+        RolloutCallback(
+            exp.make_train_env,
+            parallel_actors=exp.parallel_actors,
+            env_mode=exp.env_mode,
+            timesteps_per_epoch=exp.train_timesteps_per_epoch,
+            max_seq_len=exp.max_seq_len,
+            traj_save_len=exp.traj_save_len,
+            stagger_traj_file_lengths=exp.stagger_traj_file_lengths,
+            start_collecting_at_epoch=exp.start_collecting_at_epoch,
+            exploration_wrapper_type=exp.exploration_wrapper_type,
+            sample_actions=exp.sample_actions_train,
+            save_trajs_as=exp.save_trajs_as,
+            force_reset_train_envs_every=exp.force_reset_train_envs_every,
+            async_env_mp_context=exp.async_env_mp_context,
+            seed=exp.seed,
+            verbose=exp.verbose,
+        )
+    )
+    if exp.val_enabled:
+        callbacks.append(
+            EvalCallback(
+                exp.make_val_env,
+                parallel_actors=exp.parallel_actors,
+                timesteps=exp.val_timesteps_per_epoch,
+                env_mode=exp.env_mode,
+                sample_actions=exp.sample_actions_val,
+                stage="val",
+                seed=exp.seed + 1_000_000,
+                async_env_mp_context=exp.async_env_mp_context,
+                verbose=exp.verbose,
+            )
+        )
+    # A run that never trains (an async collector) has nothing to checkpoint, and its last.ckpt
+    # would overwrite the learner's in the shared run folder.
+    if exp.train_batches_per_epoch > 0:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=exp.ckpt_dir,
+                filename="epoch={epoch}",
+                auto_insert_metric_name=False,
+                every_n_epochs=exp.ckpt_interval or 1,
+                save_top_k=-1 if exp.ckpt_interval else 0,
+                save_last=True,
+                save_on_train_epoch_end=True,
+            )
+        )
+    callbacks.append(ConfigLoggingCallback(run_dir))
+    callbacks.append(SummaryCallback(run_dir, title=exp.run_name, verbose=exp.verbose))
+    return callbacks

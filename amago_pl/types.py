@@ -39,7 +39,9 @@ class Timestep:
             time_idxs=self.time_idxs[i : i + 1],
         )
 
-    def as_tensors(self, device: torch.device | str = "cpu") -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    def as_tensors(
+        self, device: torch.device | str = "cpu"
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """Model inputs with a length-1 sequence dimension: obs (N, 1, ...), rl2s (N, 1, D), time (N, 1)."""
         obs = {k: torch.as_tensor(v, device=device).unsqueeze(1) for k, v in self.obs.items()}
         rl2s = torch.as_tensor(self.rl2s, device=device, dtype=torch.float32).unsqueeze(1)
@@ -94,7 +96,9 @@ class FrozenTraj:
             raise ValueError(f"time_idxs has {len(self.time_idxs)} steps, expected {T}")
         for name in ("rews", "dones", "actions"):
             if len(getattr(self, name)) != T - 1:
-                raise ValueError(f"{name} has {len(getattr(self, name))} steps, expected {T - 1} (one per transition)")
+                raise ValueError(
+                    f"{name} has {len(getattr(self, name))} steps, expected {T - 1} (one per transition)"
+                )
 
     def __len__(self) -> int:
         """Number of transitions (T-1)."""
@@ -187,5 +191,7 @@ class Batch:
         kwargs = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            kwargs[f.name] = {k: t.pin_memory() for k, t in v.items()} if isinstance(v, dict) else v.pin_memory()
+            kwargs[f.name] = (
+                {k: t.pin_memory() for k, t in v.items()} if isinstance(v, dict) else v.pin_memory()
+            )
         return Batch(**kwargs)

@@ -96,7 +96,9 @@ def run(args) -> dict:
     horizon = CORRIDOR + 1
 
     def make_env():
-        return AMAGOEnv(TMazeAltPassive(corridor_length=CORRIDOR, penalty=-1.0 / CORRIDOR), env_name="TMaze10")
+        return AMAGOEnv(
+            TMazeAltPassive(corridor_length=CORRIDOR, penalty=-1.0 / CORRIDOR), env_name="TMaze10"
+        )
 
     config = {
         "Agent.reward_multiplier": 100.0,
@@ -223,7 +225,9 @@ def main() -> None:
         print(json.dumps(run(args)))
         return
     load = os.getloadavg()
-    print(f"threads={args.threads}, memory={pss_source()}, load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
+    print(
+        f"threads={args.threads}, memory={pss_source()}, load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n"
+    )
     print(
         "| envs | seed | solved at epoch | wall time (s) | updates/s (median / best epoch) | "
         f"collect env steps/s (median / best) | peak tree {pss_source()} (MiB) | largest process (MiB) |"

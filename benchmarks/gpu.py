@@ -24,7 +24,15 @@ import sys
 import time
 
 # Dense bf16 tensor-core peaks (TFLOP/s) of common devices; pass --peak-tflops for others.
-PEAK_TFLOPS = {"H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0, "RTX 4090": 165.0, "RTX 3090": 71.0}
+PEAK_TFLOPS = {
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "L4": 121.0,
+    "A10": 125.0,
+    "RTX 4090": 165.0,
+    "RTX 3090": 71.0,
+}
 
 
 def build(seq: int, attention: str):
@@ -34,7 +42,7 @@ def build(seq: int, attention: str):
     import torch.nn.functional as F
 
     from amago_pl.modules.agent import Agent
-    from amago_pl.modules.agent_testing import synthetic_batch, spaces_for
+    from amago_pl.modules.agent_testing import spaces_for, synthetic_batch
     from amago_pl.modules.attention import FlashAttention, FlexAttention, SelfAttention
     from amago_pl.modules.traj_encoders import TformerTrajEncoder
     from amago_pl.modules.tstep_encoders import FFTstepEncoder
@@ -44,7 +52,11 @@ def build(seq: int, attention: str):
 
         def forward(self, q, k, v):
             out = F.scaled_dot_product_attention(
-                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), dropout_p=self.dropout_p, is_causal=True
+                q.transpose(1, 2),
+                k.transpose(1, 2),
+                v.transpose(1, 2),
+                dropout_p=self.dropout_p,
+                is_causal=True,
             )
             return out.transpose(1, 2)
 
@@ -112,7 +124,9 @@ def bench(seq: int, attention: str, steps: int, peak: float | None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq", type=int, nargs="+", default=[512, 2048])
-    parser.add_argument("--attention", nargs="+", default=["flash", "sdpa", "flex"], choices=["flash", "sdpa", "flex"])
+    parser.add_argument(
+        "--attention", nargs="+", default=["flash", "sdpa", "flex"], choices=["flash", "sdpa", "flex"]
+    )
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--peak-tflops", type=float, default=None, help="device peak bf16 TFLOP/s (for MFU)")
     args = parser.parse_args()
@@ -124,7 +138,9 @@ def main() -> None:
     name = torch.cuda.get_device_name()
     peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
     load = os.getloadavg()
-    print(f"device={name}, peak bf16={peak or 'unknown'} TFLOP/s, torch={torch.__version__}, load {load[0]:.2f}\n")
+    print(
+        f"device={name}, peak bf16={peak or 'unknown'} TFLOP/s, torch={torch.__version__}, load {load[0]:.2f}\n"
+    )
     print("| seq | attention | updates/s | tokens/s | achieved TFLOP/s | MFU | peak memory (GiB) |")
     print("|---:|---|---:|---:|---:|---:|---:|")
     from amago_pl.modules import attention as attn_mod

@@ -192,9 +192,13 @@ def main() -> None:
     parser.add_argument("--model", nargs="+", default=["small", "large"], choices=sorted(MODELS))
     parser.add_argument("--seq", type=int, nargs="+", default=[11, 256])
     parser.add_argument("--variants", nargs="+", default=["plain", "lightning"])
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per variant (default 40 at seq<=32, else 8)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="timed steps per variant (default 40 at seq<=32, else 8)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    parser.add_argument("--no-memory", action="store_true", help="skip the per-variant peak-memory subprocesses")
+    parser.add_argument(
+        "--no-memory", action="store_true", help="skip the per-variant peak-memory subprocesses"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--memory", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -204,7 +208,9 @@ def main() -> None:
 
     load = os.getloadavg()
     print(f"threads={args.threads}, load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
-    print("| model | seq | variant | updates/s (best) | median step (ms) | tokens/s (best) | peak RSS (MB) | original updates/s |")
+    print(
+        "| model | seq | variant | updates/s (best) | median step (ms) | tokens/s (best) | peak RSS (MB) | original updates/s |"
+    )
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     ratios = []
     for model in args.model:
@@ -229,9 +235,13 @@ def main() -> None:
                 med, best = statistics.median(pairs), min(res[v]) / min(res["plain"])
                 ratios.append((model, seq, v, med, best))
                 # Printed at once, so an interrupted run keeps the rows it finished.
-                print(f"| {model} | {seq} | {v}/plain step time: {med:.3f} (median of pairs), {best:.3f} (best) | | | | | |")
+                print(
+                    f"| {model} | {seq} | {v}/plain step time: {med:.3f} (median of pairs), {best:.3f} (best) | | | | | |"
+                )
     if ratios:
-        print("\n| model | seq | variant / plain (step time) | median of paired ratios | ratio of best steps |")
+        print(
+            "\n| model | seq | variant / plain (step time) | median of paired ratios | ratio of best steps |"
+        )
         print("|---|---:|---|---:|---:|")
         for model, seq, v, med, best in ratios:
             print(f"| {model} | {seq} | {v} | {med:.3f} | {best:.3f} |")

@@ -71,7 +71,9 @@ class MakeFrozenLake:
     def __call__(self) -> AMAGOEnv:
         from amago_pl.envs.builtin.toy_gym import MetaFrozenLake
 
-        return AMAGOEnv(MetaFrozenLake(size=self.size, k_episodes=self.k), env_name=f"FrozenLake{self.size}k{self.k}")
+        return AMAGOEnv(
+            MetaFrozenLake(size=self.size, k_episodes=self.k), env_name=f"FrozenLake{self.size}k{self.k}"
+        )
 
 
 class MakeGym:
@@ -101,7 +103,9 @@ class MakeKeyDoor:
     def __call__(self) -> AMAGOEnv:
         from amago_pl.envs.builtin.toy_gym import RoomKeyDoor
 
-        env = RoomKeyDoor(dark=True, size=self.size, max_episode_steps=self.episode, meta_rollout_horizon=self.horizon)
+        env = RoomKeyDoor(
+            dark=True, size=self.size, max_episode_steps=self.episode, meta_rollout_horizon=self.horizon
+        )
         return AMAGOEnv(env, env_name="DarkKeyDoor")
 
 
@@ -238,7 +242,9 @@ def _tasks() -> dict[str, Task]:
             metric=mean_return,
             threshold=300.0,
             test_episodes=16,
-            experiment=dict(traj_save_len=128, learning_rate=3e-4, lr_warmup_steps=100, sample_actions_val=False),
+            experiment=dict(
+                traj_save_len=128, learning_rate=3e-4, lr_warmup_steps=100, sample_actions_val=False
+            ),
         ),
         Task(
             name="pendulum",
@@ -264,7 +270,9 @@ def _tasks() -> dict[str, Task]:
             threshold=-300.0,
             val_interval=2,
             test_episodes=16,
-            experiment=dict(traj_save_len=64, learning_rate=3e-4, lr_warmup_steps=100, sample_actions_val=False),
+            experiment=dict(
+                traj_save_len=64, learning_rate=3e-4, lr_warmup_steps=100, sample_actions_val=False
+            ),
         ),
         Task(
             name="popgym_repeat_previous",
@@ -281,7 +289,9 @@ def _tasks() -> dict[str, Task]:
             full=Budget(50, 100),
             metric=mean_return,
             threshold=0.9,
-            experiment=dict(traj_save_len=53, learning_rate=3e-4, lr_warmup_steps=100, sample_actions_val=False),
+            experiment=dict(
+                traj_save_len=53, learning_rate=3e-4, lr_warmup_steps=100, sample_actions_val=False
+            ),
         ),
         # ---- optional (not default) tasks
         _tmaze(20, "transformer", test_epochs=40),
@@ -308,14 +318,27 @@ def _tasks() -> dict[str, Task]:
     ]
     fl = tasks[2]
     tasks.append(
-        Task(**{**fl.__dict__, "name": "frozen_lake_attempts", "full": Budget(60, 100),
-                "description": "Meta-Frozen-Lake 4x4, success per attempt (in-context improvement)"})
+        Task(
+            **{
+                **fl.__dict__,
+                "name": "frozen_lake_attempts",
+                "full": Budget(60, 100),
+                "description": "Meta-Frozen-Lake 4x4, success per attempt (in-context improvement)",
+            }
+        )
     )
     return {t.name: t for t in tasks}
 
 
 TASKS = _tasks()
-DEFAULT_TASKS = ["tmaze10_transformer", "tmaze10_gru", "frozen_lake", "cartpole_ff", "pendulum", "popgym_repeat_previous"]
+DEFAULT_TASKS = [
+    "tmaze10_transformer",
+    "tmaze10_gru",
+    "frozen_lake",
+    "cartpole_ff",
+    "pendulum",
+    "popgym_repeat_previous",
+]
 
 
 # ----------------------------------------------------------------------------- running
@@ -366,7 +389,9 @@ class RunResult:
     test_metrics: dict[str, float]
 
 
-def build_experiment(task: Task, budget: Budget, run_dir: Path, seed: int, verbose: bool = False, **overrides: Any) -> Experiment:
+def build_experiment(
+    task: Task, budget: Budget, run_dir: Path, seed: int, verbose: bool = False, **overrides: Any
+) -> Experiment:
     """Bind the task's gin settings (clearing the previous config) and build its Experiment."""
     gin.clear_config()
     config = dict(task.gin)
@@ -436,7 +461,9 @@ def run_task(
         run_dir = Path(tmp)
     try:
         exp = build_experiment(task, b, Path(run_dir), seed, verbose=verbose, **overrides)
-        tracker = MetricTracker(task, (task.stop_at if task.stop_at is not None else task.threshold) if early_stop else None)
+        tracker = MetricTracker(
+            task, (task.stop_at if task.stop_at is not None else task.threshold) if early_stop else None
+        )
         t0, c0 = time.perf_counter(), time.process_time()
         exp.start()
         exp.trainer.callbacks.append(tracker)
@@ -445,7 +472,9 @@ def run_task(
         n = task.parallel_actors
         per_actor = math.ceil(task.test_episodes / n)
         # Enough steps for per_actor episodes of the longest possible length.
-        test = exp.evaluate_test(task.make_env, timesteps=per_actor * task.val_steps + 1, episodes=task.test_episodes)
+        test = exp.evaluate_test(
+            task.make_env, timesteps=per_actor * task.val_steps + 1, episodes=task.test_episodes
+        )
         collector = next(cb for cb in exp.trainer.callbacks if isinstance(cb, RolloutCallback))
         return RunResult(
             task=task.name,
@@ -525,7 +554,11 @@ def markdown(results: dict[str, list[RunResult]], budget: str) -> str:
         steps = f"{np.mean([h['env_steps'] for h in hit]):.0f}" if hit else "-"
         extra = ""
         if t.extra_metrics:
-            extra = " (" + ", ".join(f"{k} {np.mean([r.test_extra[k] for r in rs]):.2f}" for k in t.extra_metrics) + ")"
+            extra = (
+                " ("
+                + ", ".join(f"{k} {np.mean([r.test_extra[k] for r in rs]):.2f}" for k in t.extra_metrics)
+                + ")"
+            )
         lines.append(
             f"| {t.description} | {len(rs)} | {np.mean([r.env_steps for r in rs]):.0f} / {np.mean([r.updates for r in rs]):.0f} | "
             f"{t.metric_name} {vals.mean():.3g} ± {vals.std():.2g}{extra} | {len(hit)}/{len(rs)} (>= {t.threshold:g}) | "
@@ -542,7 +575,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the budget's epochs")
     p.add_argument("--updates", type=int, default=None, help="override the budget's updates per epoch")
     p.add_argument("--early_stop", action="store_true", help="stop a seed once it reaches the threshold")
-    p.add_argument("--smoke", action="store_true", help="1 seed, 2 epochs of 5 updates per task (checks the pipeline)")
+    p.add_argument(
+        "--smoke", action="store_true", help="1 seed, 2 epochs of 5 updates per task (checks the pipeline)"
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--list", action="store_true")
     p.add_argument("--verbose", action="store_true")
@@ -574,7 +609,9 @@ def main(argv: list[str] | None = None) -> None:
         write_csv(args.out / f"{name}.csv", results[name])
         plot(args.out / f"{name}.png", t, results[name])
     table = markdown(results, "smoke" if args.smoke else args.budget)
-    (args.out / "learning.md").write_text(f"# Learning benchmark ({'smoke' if args.smoke else args.budget})\n\n{table}")
+    (args.out / "learning.md").write_text(
+        f"# Learning benchmark ({'smoke' if args.smoke else args.budget})\n\n{table}"
+    )
     print(table)
 
 

@@ -112,7 +112,9 @@ def bench_row(env: str, actors: int, mode: str, policies, block: int, rounds: in
                 if r:
                     times["raw"].append((time.perf_counter() - start) / block)
                 for p, agent in agents.items():
-                    res = interact(agent, envs[p], states[p], block, exploration=explore[p], writer=writers[p])
+                    res = interact(
+                        agent, envs[p], states[p], block, exploration=explore[p], writer=writers[p]
+                    )
                     if r:
                         times[p].append(res.seconds / block)
         finally:
@@ -126,7 +128,10 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=list(ENVS), choices=ENVS)
     parser.add_argument("--actors", type=int, nargs="+", default=[8, 32])
     parser.add_argument(
-        "--modes", nargs="+", default=["sync", "async"], help='"sync", "async" or "async:K" (K envs per worker)'
+        "--modes",
+        nargs="+",
+        default=["sync", "async"],
+        help='"sync", "async" or "async:K" (K envs per worker)',
     )
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
     parser.add_argument("--block", type=int, default=30, help="batched steps per timed block")

@@ -69,9 +69,13 @@ def main() -> None:
     tstep = switch_tstep_encoder(config, "ff", n_layers=1, d_hidden=128, d_output=64, normalize_inputs=False)
     if args.seq_model == "transformer":
         w = args.memory_size
-        traj = switch_traj_encoder(config, "transformer", d_model=w, d_ff=4 * w, n_layers=args.memory_layers, n_heads=4)
+        traj = switch_traj_encoder(
+            config, "transformer", d_model=w, d_ff=4 * w, n_layers=args.memory_layers, n_heads=4
+        )
     else:
-        traj = switch_traj_encoder(config, args.seq_model, memory_size=args.memory_size, layers=args.memory_layers)
+        traj = switch_traj_encoder(
+            config, args.seq_model, memory_size=args.memory_size, layers=args.memory_layers
+        )
     explore = switch_exploration(config, "egreedy", eps_start=1.0, eps_end=0.05, steps_anneal=400)
     use_config(config, args.configs)
 
@@ -108,7 +112,11 @@ def main() -> None:
     experiment.learn()
     result = experiment.evaluate_test(make_env, timesteps=(1 if args.tiny else 4) * horizon)
     for i in range(1, args.k + 1):
-        vals = [ep.metrics[f"Episode {i} Success"] for ep in result.episodes if f"Episode {i} Success" in ep.metrics]
+        vals = [
+            ep.metrics[f"Episode {i} Success"]
+            for ep in result.episodes
+            if f"Episode {i} Success" in ep.metrics
+        ]
         print(f"attempt {i}: success {np.mean(vals) if vals else float('nan'):.2f} ({len(vals)} lakes)")
 
 

@@ -71,7 +71,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--env", default="CartPole-v1", help="gymnasium id (flat Box observation)")
     p.add_argument("--run_name", default=None, help="default: basic_gym_<env>")
     p.add_argument("--buffer_dir", default="runs")
-    p.add_argument("--traj_encoder", default=None, choices=["ff", "transformer", "rnn"], help="default: preset")
+    p.add_argument(
+        "--traj_encoder", default=None, choices=["ff", "transformer", "rnn"], help="default: preset"
+    )
     p.add_argument("--memory_size", type=int, default=None, help="sequence model width (default: preset)")
     p.add_argument("--max_seq_len", type=int, default=None, help="context length (default: preset)")
     p.add_argument("--epochs", type=int, default=None)
@@ -104,7 +106,9 @@ def main() -> None:
     config = dict(preset["gin"])
     tstep = switch_tstep_encoder(config, "ff", d_hidden=128, d_output=64)
     if preset["traj_encoder"] == "transformer":
-        traj = switch_traj_encoder(config, "transformer", d_model=width, d_ff=4 * width, n_layers=1, n_heads=4)
+        traj = switch_traj_encoder(
+            config, "transformer", d_model=width, d_ff=4 * width, n_layers=1, n_heads=4
+        )
     else:
         traj = switch_traj_encoder(config, preset["traj_encoder"], memory_size=width, layers=1)
     explore = switch_exploration(

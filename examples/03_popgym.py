@@ -34,7 +34,9 @@ class MakePOPGym:
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="RepeatPreviousEasy", help="POPGym class name")
-    p.add_argument("--max_seq_len", type=int, default=52, help="context (52 = a whole RepeatPrevious episode)")
+    p.add_argument(
+        "--max_seq_len", type=int, default=52, help="context (52 = a whole RepeatPrevious episode)"
+    )
     p.add_argument("--traj_encoder", default="transformer", choices=["transformer", "rnn", "ff"])
     p.add_argument("--memory_size", type=int, default=128)
     p.add_argument("--memory_layers", type=int, default=2)
@@ -63,7 +65,9 @@ def main() -> None:
     tstep = switch_tstep_encoder(config, "ff", d_hidden=128, d_output=64)
     w = args.memory_size
     if args.traj_encoder == "transformer":
-        traj = switch_traj_encoder(config, "transformer", d_model=w, d_ff=4 * w, n_layers=args.memory_layers, n_heads=4)
+        traj = switch_traj_encoder(
+            config, "transformer", d_model=w, d_ff=4 * w, n_layers=args.memory_layers, n_heads=4
+        )
     else:
         traj = switch_traj_encoder(config, args.traj_encoder, memory_size=w, layers=args.memory_layers)
     explore = switch_exploration(config, "egreedy", eps_start=1.0, eps_end=0.05, steps_anneal=500)
@@ -101,7 +105,9 @@ def main() -> None:
     )
     experiment.start()
     experiment.learn()
-    experiment.evaluate_test(make_env, timesteps=60 if args.tiny else 2 * args.max_seq_len)  # 51-step episodes
+    experiment.evaluate_test(
+        make_env, timesteps=60 if args.tiny else 2 * args.max_seq_len
+    )  # 51-step episodes
 
 
 if __name__ == "__main__":

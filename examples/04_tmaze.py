@@ -38,7 +38,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def make_env(corridor: int):
-    return lambda: AMAGOEnv(TMazeAltPassive(corridor_length=corridor, penalty=-1.0 / corridor), env_name=f"TMaze{corridor}")
+    return lambda: AMAGOEnv(
+        TMazeAltPassive(corridor_length=corridor, penalty=-1.0 / corridor), env_name=f"TMaze{corridor}"
+    )
 
 
 def main() -> None:

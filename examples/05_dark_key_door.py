@@ -29,7 +29,12 @@ class MakeKeyDoor:
         self.size, self.episode_length, self.horizon = size, episode_length, horizon
 
     def __call__(self) -> AMAGOEnv:
-        env = RoomKeyDoor(dark=True, size=self.size, max_episode_steps=self.episode_length, meta_rollout_horizon=self.horizon)
+        env = RoomKeyDoor(
+            dark=True,
+            size=self.size,
+            max_episode_steps=self.episode_length,
+            meta_rollout_horizon=self.horizon,
+        )
         return AMAGOEnv(env, env_name=env.env_name)
 
 
@@ -46,7 +51,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batches_per_epoch", type=int, default=100)
     p.add_argument("--parallel_actors", type=int, default=8)
-    p.add_argument("--explore_anneal", type=int, default=4000, help="bilevel epsilon anneal (steps per actor)")
+    p.add_argument(
+        "--explore_anneal", type=int, default=4000, help="bilevel epsilon anneal (steps per actor)"
+    )
     p.add_argument("--env_mode", default="sync", choices=["sync", "async"])
     p.add_argument("--dloader_workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -67,7 +74,9 @@ def main() -> None:
     tstep = switch_tstep_encoder(config, "ff", n_layers=1, d_hidden=128, d_output=64, normalize_inputs=False)
     w = args.memory_size
     if args.traj_encoder == "transformer":
-        traj = switch_traj_encoder(config, "transformer", d_model=w, d_ff=4 * w, n_layers=args.memory_layers, n_heads=4)
+        traj = switch_traj_encoder(
+            config, "transformer", d_model=w, d_ff=4 * w, n_layers=args.memory_layers, n_heads=4
+        )
     else:
         traj = switch_traj_encoder(config, "rnn", memory_size=w, layers=args.memory_layers)
     # Explore a lot early in each meta-rollout and little once the key and door are known.

@@ -32,7 +32,9 @@ class MakeMaze:
 
     def __call__(self) -> AMAGOEnv:
         dim, lo, hi, limit = self.args
-        return AMAGOEnv(MazeRunnerGymEnv(dim, lo, hi, limit, goal_in_obs=True), env_name=f"MazeRunner-{dim}x{dim}")
+        return AMAGOEnv(
+            MazeRunnerGymEnv(dim, lo, hi, limit, goal_in_obs=True), env_name=f"MazeRunner-{dim}x{dim}"
+        )
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,7 +58,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--tiny", action="store_true", help="one tiny epoch (a smoke test)")
     args = p.parse_args()
     if args.tiny:
-        args.maze_dim, args.time_limit, args.epochs, args.parallel_actors, args.batches_per_epoch = 5, 8, 1, 2, 2
+        args.maze_dim, args.time_limit, args.epochs, args.parallel_actors, args.batches_per_epoch = (
+            5,
+            8,
+            1,
+            2,
+            2,
+        )
         args.memory_size, args.memory_layers = 32, 1
     return args
 
@@ -67,10 +75,14 @@ def main() -> None:
     tstep = switch_tstep_encoder(config, "ff", d_hidden=128, d_output=64)
     w = args.memory_size
     if args.traj_encoder == "transformer":
-        traj = switch_traj_encoder(config, "transformer", d_model=w, d_ff=4 * w, n_layers=args.memory_layers, n_heads=4)
+        traj = switch_traj_encoder(
+            config, "transformer", d_model=w, d_ff=4 * w, n_layers=args.memory_layers, n_heads=4
+        )
     else:
         traj = switch_traj_encoder(config, "rnn", memory_size=w, layers=args.memory_layers)
-    explore = switch_exploration(config, "egreedy", eps_start=1.0, eps_end=0.05, steps_anneal=20 * args.time_limit)
+    explore = switch_exploration(
+        config, "egreedy", eps_start=1.0, eps_end=0.05, steps_anneal=20 * args.time_limit
+    )
     use_config(config, args.configs)
 
     make_env = MakeMaze(args.maze_dim, args.min_goals, args.max_goals, args.time_limit)

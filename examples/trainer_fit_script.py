@@ -48,17 +48,31 @@ class MakeTMaze:
         self.corridor = corridor
 
     def __call__(self) -> AMAGOEnv:
-        return AMAGOEnv(TMazeAltPassive(corridor_length=self.corridor, penalty=-1.0 / self.corridor), env_name=f"TMaze{self.corridor}")
+        return AMAGOEnv(
+            TMazeAltPassive(corridor_length=self.corridor, penalty=-1.0 / self.corridor),
+            env_name=f"TMaze{self.corridor}",
+        )
 
 
-def build(run_dir: Path, corridor: int, epochs: int, batches: int, actors: int, workers: int, **trainer_kwargs):
+def build(
+    run_dir: Path, corridor: int, epochs: int, batches: int, actors: int, workers: int, **trainer_kwargs
+):
     make_env = MakeTMaze(corridor)
     horizon = corridor + 1
     probe = make_env()
-    agent = Agent(probe.observation_space, probe.rl2_space, probe.action_space, horizon, FFTstepEncoder, TformerTrajEncoder)
+    agent = Agent(
+        probe.observation_space,
+        probe.rl2_space,
+        probe.action_space,
+        horizon,
+        FFTstepEncoder,
+        TformerTrajEncoder,
+    )
     probe.close()
     dataset = DiskTrajDataset(dset_root=str(run_dir.parent), dset_name=run_dir.name, dset_max_size=5000)
-    dataset.configure(batch_size=24, max_seq_len=horizon, train_batches_per_epoch=batches, dloader_workers=workers)
+    dataset.configure(
+        batch_size=24, max_seq_len=horizon, train_batches_per_epoch=batches, dloader_workers=workers
+    )
     callbacks = [
         RolloutCallback(
             make_env,
@@ -71,7 +85,9 @@ def build(run_dir: Path, corridor: int, epochs: int, batches: int, actors: int, 
             exploration_wrapper_type=EpsilonGreedy,
             sample_actions=False,
         ),
-        EvalCallback(make_env, parallel_actors=actors, timesteps=horizon + 1, env_mode="sync", sample_actions=False),
+        EvalCallback(
+            make_env, parallel_actors=actors, timesteps=horizon + 1, env_mode="sync", sample_actions=False
+        ),
         ModelCheckpoint(
             dirpath=run_dir / "ckpts",
             filename="epoch={epoch}",
@@ -109,7 +125,9 @@ def main() -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     args = p.parse_args()
     gin.parse_config(GIN)
-    agent, dataset, trainer = build(Path(args.run_dir), args.corridor, args.epochs, args.batches, args.actors, args.workers)
+    agent, dataset, trainer = build(
+        Path(args.run_dir), args.corridor, args.epochs, args.batches, args.actors, args.workers
+    )
     # weights_only=False: the checkpoint's hyperparameters hold gym spaces and encoder classes.
     trainer.fit(agent, datamodule=dataset, ckpt_path="last" if args.resume else None, weights_only=False)
 

@@ -94,7 +94,9 @@ class EvalCallback(pl.Callback):
             self.envs.close()
             self.envs = None
 
-    def evaluate(self, trainer: pl.Trainer | None, pl_module: pl.LightningModule, writer: Any = None) -> dict[str, float]:
+    def evaluate(
+        self, trainer: pl.Trainer | None, pl_module: pl.LightningModule, writer: Any = None
+    ) -> dict[str, float]:
         """Run one evaluation; returns the metrics (also logged when a trainer is given)."""
         rank, _ = world_info(trainer)
         if self.envs is None:

@@ -105,8 +105,14 @@ def interact(
         for _ in range(timesteps):
             obs, rl2s, time_idxs = state.timestep.as_tensors(device)
             with torch.no_grad(), ctx():
-                actions, state.hidden_state = agent.get_actions(obs, rl2s, time_idxs, state.hidden_state, sample=sample)
-            actions = actions.detach().to("cpu", torch.float32 if actions.is_floating_point() else torch.int64).numpy()
+                actions, state.hidden_state = agent.get_actions(
+                    obs, rl2s, time_idxs, state.hidden_state, sample=sample
+                )
+            actions = (
+                actions.detach()
+                .to("cpu", torch.float32 if actions.is_floating_point() else torch.int64)
+                .numpy()
+            )
             if exploration is not None:
                 actions = exploration(actions, state.timestep.time_idxs)
             result: StepResult = envs.step(actions)
@@ -117,7 +123,9 @@ def interact(
             if exploration is not None:
                 exploration.on_episode_end(done)
             if done.any():
-                state.hidden_state = agent.reset_hidden_state(state.hidden_state, torch.as_tensor(done, device=device))
+                state.hidden_state = agent.reset_hidden_state(
+                    state.hidden_state, torch.as_tensor(done, device=device)
+                )
             state.timestep = result.next
             steps += envs.num_envs
             if progress is not None:
@@ -142,7 +150,12 @@ def _account(state: RolloutState, result: StepResult, finished: list[EpisodeStat
             dropped += 1  # a crashed env's partial episode is not a real result
         else:
             finished.append(
-                EpisodeStat(result.env_names[i], float(state.returns[i]), int(state.lengths[i]), dict(state.metrics[i]))
+                EpisodeStat(
+                    result.env_names[i],
+                    float(state.returns[i]),
+                    int(state.lengths[i]),
+                    dict(state.metrics[i]),
+                )
             )
         state.returns[i] = 0.0
         state.lengths[i] = 0
@@ -172,4 +185,3 @@ def summarize_episodes(episodes: list[EpisodeStat], prefix: str) -> dict[str, fl
     out[f"{prefix}/episode_length"] = float(np.mean([e.length for e in episodes]))
     out[f"{prefix}/episodes"] = float(len(episodes))
     return out
-

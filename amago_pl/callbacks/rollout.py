@@ -115,7 +115,9 @@ class RolloutCallback(pl.Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.close()
 
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -131,10 +133,16 @@ class RolloutCallback(pl.Callback):
         # of replaying the ones the first launch began with (a fresh run is unchanged: epoch 0).
         rank_seed = self.seed + 10_000 * rank + 1_000_003 * trainer.current_epoch
         self.envs = make_parallel_envs(
-            self.make_env, self.parallel_actors, mode=self.env_mode, seed=rank_seed, mp_context=self.mp_context
+            self.make_env,
+            self.parallel_actors,
+            mode=self.env_mode,
+            seed=rank_seed,
+            mp_context=self.mp_context,
         )
         if self.exploration is None and self.exploration_wrapper_type is not None:
-            self.exploration = self.exploration_wrapper_type(self.envs.single_action_space, self.envs.num_envs)
+            self.exploration = self.exploration_wrapper_type(
+                self.envs.single_action_space, self.envs.num_envs
+            )
             if hasattr(self.exploration, "seed"):
                 self.exploration.seed(rank_seed)
         if self._restored is not None:
@@ -145,7 +153,11 @@ class RolloutCallback(pl.Callback):
             if self.stagger and self.max_seq_len < self.traj_save_len:
                 save_range = (self.traj_save_len - self.max_seq_len, self.traj_save_len + self.max_seq_len)
             self.writer = TrajectoryWriter(
-                store, self.envs.num_envs, self.traj_save_len, save_len_range=save_range, compressed=self.compressed
+                store,
+                self.envs.num_envs,
+                self.traj_save_len,
+                save_len_range=save_range,
+                compressed=self.compressed,
             )
         self._reset_envs(pl_module)
 
@@ -188,7 +200,9 @@ class RolloutCallback(pl.Callback):
         log_to_loggers(trainer, metrics, total_frames=self.total_frames)
         self.history.append({**metrics, "total_frames": float(self.total_frames), "epoch": float(epoch)})
 
-    def collect(self, trainer: pl.Trainer, pl_module: pl.LightningModule, timesteps: int, epoch: int) -> dict[str, float]:
+    def collect(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, timesteps: int, epoch: int
+    ) -> dict[str, float]:
         """Step the train envs ``timesteps`` times; returns this process's ``rollout/`` metrics."""
         rank, _ = world_info(trainer)
         bar = tqdm(

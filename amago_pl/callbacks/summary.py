@@ -13,7 +13,10 @@ from amago_pl.callbacks.rollout import RolloutCallback
 
 
 def plot_learning_curve(
-    rollout_rows: list[dict[str, float]], eval_rows: list[dict[str, float]], path: str | os.PathLike, title: str = ""
+    rollout_rows: list[dict[str, float]],
+    eval_rows: list[dict[str, float]],
+    path: str | os.PathLike,
+    title: str = "",
 ) -> Path:
     """Return versus env steps: training episodes (rollout) and evaluations (val)."""
     import matplotlib
@@ -45,7 +48,10 @@ def plot_learning_curve(
 
 
 def summary_rows(
-    rollout_rows: list[dict[str, float]], eval_rows: list[dict[str, float]], gradient_steps: int, wall_seconds: float
+    rollout_rows: list[dict[str, float]],
+    eval_rows: list[dict[str, float]],
+    gradient_steps: int,
+    wall_seconds: float,
 ) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     last_eval = eval_rows[-1] if eval_rows else {}
@@ -88,11 +94,15 @@ class SummaryCallback(pl.Callback):
         if trainer.global_rank != 0:
             return
         rollout = next((cb for cb in trainer.callbacks if isinstance(cb, RolloutCallback)), None)
-        evals = next((cb for cb in trainer.callbacks if isinstance(cb, EvalCallback) and cb.stage == "val"), None)
+        evals = next(
+            (cb for cb in trainer.callbacks if isinstance(cb, EvalCallback) and cb.stage == "val"), None
+        )
         rollout_rows = rollout.history if rollout else []
         eval_rows = evals.history if evals else []
         plot_learning_curve(rollout_rows, eval_rows, self.run_dir / "learning_curve.png", self.title)
-        table = format_table(summary_rows(rollout_rows, eval_rows, trainer.global_step, time.time() - self._start))
+        table = format_table(
+            summary_rows(rollout_rows, eval_rows, trainer.global_step, time.time() - self._start)
+        )
         (self.run_dir / "summary.md").write_text(f"# Run summary: {self.title}\n\n{table}\n")
         if self.verbose:
             print(f"\nRun summary ({self.run_dir})\n{table}\n")

@@ -41,7 +41,9 @@ def _obs_spec(space: gym.spaces.Space) -> dict[str, tuple[tuple[int, ...], np.dt
         return {}
     out = {}
     for key, sub in space.spaces.items():
-        if isinstance(sub, (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)):
+        if isinstance(
+            sub, (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)
+        ):
             out[key] = (tuple(sub.shape), np.dtype(sub.dtype))
     return out
 
@@ -145,7 +147,9 @@ class EnvSlot:
 
     def _check(self, obs: dict[str, np.ndarray], when: str) -> None:
         who = f"env {self.index} ({self.env_name or default_env_name(self.env)!r})"
-        check_obs(obs, self.obs_spec, who, f"{when} (env step {self.env_steps}, episode step {self.time_idx})")
+        check_obs(
+            obs, self.obs_spec, who, f"{when} (env step {self.env_steps}, episode step {self.time_idx})"
+        )
 
     def reset(self, seed: int | None) -> None:
         obs, _ = self.env.reset(seed=seed)

@@ -201,7 +201,9 @@ class AgentStepMixin:
         bs = batch.batch_size
         # Remembered without a device sync; checked (on all ranks at once) before the optimizer step.
         bad = ~torch.isfinite(loss.detach())
-        self._nonfinite_loss = bad if getattr(self, "_nonfinite_loss", None) is None else self._nonfinite_loss | bad
+        self._nonfinite_loss = (
+            bad if getattr(self, "_nonfinite_loss", None) is None else self._nonfinite_loss | bad
+        )
         # A self.log call costs about a millisecond (Lightning's result collection), 1-3% of a small
         # update: log the loss on logging steps (the only ones loggers write) and every
         # PROGRESS_LOG_EVERY batches for the progress bar (benchmarks/README.md).

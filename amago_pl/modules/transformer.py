@@ -92,7 +92,13 @@ class SigmaReparam(nn.Linear):
             w_hat = self.weight * (self.gamma / self.sigma())
         else:
             # Rollouts: W_hat only changes when W, gamma or u/v are written to (see ``sigma``).
-            key = (self.weight.data_ptr(), self.weight._version, self.gamma._version, self.u._version, self.v._version)
+            key = (
+                self.weight.data_ptr(),
+                self.weight._version,
+                self.gamma._version,
+                self.u._version,
+                self.v._version,
+            )
             if getattr(self, "_w_hat_key", None) != key:
                 self._w_hat_cached = self.weight * (self.gamma / self.sigma())
                 self._w_hat_key = key
@@ -297,8 +303,8 @@ class Transformer(nn.Module):
     Built by :class:`~amago_pl.modules.traj_encoders.TformerTrajEncoder`, which passes every argument
     except ``compile_training``: bind ``Transformer.compile_training = True`` to run training passes
     (grad enabled) through ``torch.compile``. Rollout steps stay eager (their KV cache is mutated in
-    place). Off by default: on a 2-core CPU compiling takes minutes and did not speed up the update
-    measurably (benchmarks/README.md); try it on GPUs and long sequences.
+    place). Off by default: on a 2-core CPU compiling took ~2 minutes for a ~6% faster update
+    (benchmarks/README.md); try it on GPUs and long sequences.
     """
 
     def __init__(

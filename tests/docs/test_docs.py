@@ -97,11 +97,23 @@ def pages_with_code() -> list[Path]:
 
 
 # ---------------------------------------------------------------------------- the site builds
-@pytest.mark.skipif(shutil.which("mkdocs") is None, reason="mkdocs is not installed (pip install -e '.[docs]')")
+@pytest.mark.skipif(
+    shutil.which("mkdocs") is None, reason="mkdocs is not installed (pip install -e '.[docs]')"
+)
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(tmp_path / "site")],
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-f",
+            str(ROOT / "mkdocs.yml"),
+            "-d",
+            str(tmp_path / "site"),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -163,7 +175,9 @@ def _run_page(path: Path, workdir: Path) -> None:
             ) from err
         else:
             if b.marker == "xfail":
-                pytest.fail(f"code block at {where} is marked xfail ({b.argument}) but now runs: remove the marker")
+                pytest.fail(
+                    f"code block at {where} is marked xfail ({b.argument}) but now runs: remove the marker"
+                )
     if xfailed:
         pytest.xfail("; ".join(xfailed))
 

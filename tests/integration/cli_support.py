@@ -70,7 +70,9 @@ def cli_command(*args: str) -> list[str]:
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(cli_command(*args), capture_output=True, text=True, timeout=timeout, env=subprocess_env(), cwd=REPO)
+    return subprocess.run(
+        cli_command(*args), capture_output=True, text=True, timeout=timeout, env=subprocess_env(), cwd=REPO
+    )
 
 
 def load_ckpt(path: Path) -> dict:
@@ -82,7 +84,6 @@ def rollout_state(ckpt: dict) -> dict:
         if key.startswith("RolloutCallback"):
             return value
     raise KeyError(f"no RolloutCallback state in {list(ckpt['callbacks'])}")
-
 
 
 class ResumeProbe(pl.Callback):

@@ -49,7 +49,9 @@ def main(out_dir: str) -> None:
     run_dir = Path(out_dir) / "ddp"
     probe = RankDependentTMaze()()
     horizon = 16
-    agent = Agent(probe.observation_space, probe.rl2_space, probe.action_space, horizon, FFTstepEncoder, GRUTrajEncoder)
+    agent = Agent(
+        probe.observation_space, probe.rl2_space, probe.action_space, horizon, FFTstepEncoder, GRUTrajEncoder
+    )
     dataset = DiskTrajDataset(dset_root=out_dir, dset_name="ddp", dset_max_size=1000)
     dataset.configure(batch_size=4, max_seq_len=horizon, train_batches_per_epoch=5)
     trainer = pl.Trainer(
@@ -59,10 +61,18 @@ def main(out_dir: str) -> None:
         max_epochs=2,
         callbacks=[
             RolloutCallback(
-                RankDependentTMaze(), parallel_actors=2, env_mode="sync", timesteps_per_epoch=20,
-                max_seq_len=horizon, traj_save_len=horizon + 1, exploration_wrapper_type=EpsilonGreedy, verbose=False,
+                RankDependentTMaze(),
+                parallel_actors=2,
+                env_mode="sync",
+                timesteps_per_epoch=20,
+                max_seq_len=horizon,
+                traj_save_len=horizon + 1,
+                exploration_wrapper_type=EpsilonGreedy,
+                verbose=False,
             ),
-            EvalCallback(RankDependentTMaze(), parallel_actors=2, timesteps=17, env_mode="sync", verbose=False),
+            EvalCallback(
+                RankDependentTMaze(), parallel_actors=2, timesteps=17, env_mode="sync", verbose=False
+            ),
             ConfigLoggingCallback(run_dir),
             SummaryCallback(run_dir, verbose=False),
         ],

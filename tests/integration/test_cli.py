@@ -13,7 +13,9 @@ pytestmark = pytest.mark.integration
 
 def test_cli_fit_yaml_plus_gin(tmp_path):
     yaml_path, gin_path = write_configs(tmp_path)
-    proc = run_cli("fit", "--config", str(yaml_path), "--gin", str(gin_path), "--gin", "TformerTrajEncoder.n_heads = 4")
+    proc = run_cli(
+        "fit", "--config", str(yaml_path), "--gin", str(gin_path), "--gin", "TformerTrajEncoder.n_heads = 4"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "cli"
     config = (run / "config.txt").read_text()
@@ -38,7 +40,9 @@ def test_cli_bad_binding_fails_fast_with_suggestion(tmp_path):
 
 def test_cli_wrong_type_fails_before_building(tmp_path):
     yaml_path, _ = write_configs(tmp_path)
-    proc = run_cli("fit", "--config", str(yaml_path), "--gin", "TformerTrajEncoder.n_heads = 'four'", timeout=120)
+    proc = run_cli(
+        "fit", "--config", str(yaml_path), "--gin", "TformerTrajEncoder.n_heads = 'four'", timeout=120
+    )
     assert proc.returncode != 0
     assert "expected int" in proc.stderr
     assert not (tmp_path / "cli").exists()

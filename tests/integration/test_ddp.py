@@ -17,7 +17,11 @@ pytestmark = pytest.mark.integration
 def test_ddp_two_cpu_ranks(tmp_path):
     script = Path(__file__).with_name("ddp_script.py")
     proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=600, env=subprocess_env()
+        [sys.executable, str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=subprocess_env(),
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -31,6 +35,8 @@ def test_ddp_two_cpu_ranks(tmp_path):
     files = list((tmp_path / "ddp" / "buffer" / "fifo").glob("*.npz"))
     ranks = {f.name.split("_")[2] for f in files}
     assert {"n0r0", "n0r1"} <= {r[:4] for r in ranks}, sorted(f.name for f in files)[:5]
-    assert any(f.name.startswith("TMazeRank0") for f in files) and any(f.name.startswith("TMazeRank1") for f in files)
+    assert any(f.name.startswith("TMazeRank0") for f in files) and any(
+        f.name.startswith("TMazeRank1") for f in files
+    )
     run = tmp_path / "ddp"
     assert (run / "config.txt").exists() and (run / "learning_curve.png").exists()

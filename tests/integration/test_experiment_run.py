@@ -65,12 +65,21 @@ def test_experiment_end_to_end(tmp_path):
     assert "total_frames" in (run / "summary.md").read_text()
     assert (run / "ckpts" / "latest" / "policy.pt").exists()
     names = metric_names(run)
-    for key in ("train/loss_critic", "train/loss_actor", "rollout/return", "val/return", "total_frames", "gradient_steps"):
+    for key in (
+        "train/loss_critic",
+        "train/loss_actor",
+        "rollout/return",
+        "val/return",
+        "total_frames",
+        "gradient_steps",
+    ):
         assert key in names, f"{key} missing from {sorted(names)}"
     assert exp.trainer.global_step == 2 * 3
     assert len(list((run / "buffer" / "fifo").glob("*.npz"))) > 0
 
-    result = exp.evaluate_test(MakeTMaze(), timesteps=2 * (HORIZON + 1), save_trajs_to=tmp_path / "test_store")
+    result = exp.evaluate_test(
+        MakeTMaze(), timesteps=2 * (HORIZON + 1), save_trajs_to=tmp_path / "test_store"
+    )
     assert len(result.episodes) >= 2
     assert all(np.isfinite(ep.total_return) and ep.length == HORIZON for ep in result.episodes)
     assert "test/return" in result.metrics
@@ -91,7 +100,14 @@ def test_trainer_fit_script_matches_experiment(tmp_path):
         sys.path.remove(str(examples))
     run_b = tmp_path / "b" / "tiny"
     agent, dataset, trainer = trainer_fit_script.build(
-        run_b, corridor=3, epochs=2, batches=3, actors=2, workers=0, enable_progress_bar=False, log_every_n_steps=1
+        run_b,
+        corridor=3,
+        epochs=2,
+        batches=3,
+        actors=2,
+        workers=0,
+        enable_progress_bar=False,
+        log_every_n_steps=1,
     )
     trainer.fit(agent, datamodule=dataset)
     run_a = tmp_path / "a" / "tiny"
@@ -107,7 +123,11 @@ def test_bf16_mixed_and_all_loggers(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     exp = tiny_experiment(
-        tmp_path, mixed_precision="bf16", loggers=("csv", "tensorboard"), log_to_wandb=True, wandb_project="amago_pl_tests"
+        tmp_path,
+        mixed_precision="bf16",
+        loggers=("csv", "tensorboard"),
+        log_to_wandb=True,
+        wandb_project="amago_pl_tests",
     )
     exp.start()
     assert exp.trainer.precision == "bf16-mixed"

@@ -71,11 +71,15 @@ def test_sigkill_then_resume_last(tmp_path):
     extra_epochs = 2
     done = run_cli(
         "fit",
-        "--config", str(yaml_path),
-        "--gin", str(gin_path),
-        "--trainer.max_epochs", str(epoch + 1 + extra_epochs),
+        "--config",
+        str(yaml_path),
+        "--gin",
+        str(gin_path),
+        "--trainer.max_epochs",
+        str(epoch + 1 + extra_epochs),
         f"--trainer.callbacks+={json.dumps(probe)}",
-        "--ckpt_path", "last",
+        "--ckpt_path",
+        "last",
     )
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -88,8 +92,13 @@ def test_sigkill_then_resume_last(tmp_path):
     assert after["global_step"] == step + extra_epochs * 20
     roll_after = rollout_state(after)
     assert roll_after["total_frames"] == roll["total_frames"] + extra_epochs * 2 * 6  # frames continue
-    assert roll_after["exploration"]["steps"] == roll["exploration"]["steps"] + extra_epochs * 6  # epsilon not reset
-    assert after["lr_schedulers"][0]["last_epoch"] == before["lr_schedulers"][0]["last_epoch"] + extra_epochs * 20
+    assert (
+        roll_after["exploration"]["steps"] == roll["exploration"]["steps"] + extra_epochs * 6
+    )  # epsilon not reset
+    assert (
+        after["lr_schedulers"][0]["last_epoch"]
+        == before["lr_schedulers"][0]["last_epoch"] + extra_epochs * 20
+    )
 
     files_after, digests_after = _store_digests(tmp_path)
     assert len(set(digests_after)) == len(digests_after)

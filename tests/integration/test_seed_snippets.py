@@ -27,7 +27,7 @@ class ImageMemoryEnv(gym.Env):
     def _frame(self):
         img = np.zeros((40, 40, 3), dtype=np.uint8)
         if self.t == 0:
-            img[:, :20 if self.goal == 0 else 40, :] = 255
+            img[:, : 20 if self.goal == 0 else 40, :] = 255
         return img
 
     def step(self, action):
@@ -119,14 +119,23 @@ def test_switch_helpers_as_in_the_seed(tmp_path):
     }
     tstep_encoder_type = switch_step_encoder(config, arch="cnn", cnn_type=IMPALAishCNN)
     traj_encoder_type = switch_traj_encoder(
-        config, arch="transformer", d_model=512, d_ff=2048, n_heads=16, attention_type=SlidingWindowFlexAttention
+        config,
+        arch="transformer",
+        d_model=512,
+        d_ff=2048,
+        n_heads=16,
+        attention_type=SlidingWindowFlexAttention,
     )
-    exploration_wrapper_type = switch_exploration(config, strategy="egreedy", eps_start=1.0, eps_end=0.01, steps_anneal=200_000)
+    exploration_wrapper_type = switch_exploration(
+        config, strategy="egreedy", eps_start=1.0, eps_end=0.01, steps_anneal=200_000
+    )
     agent_type = switch_agent(config, agent="multitask", num_critics=6, gamma=0.998)
     use_config(config)
 
     assert agent_type is MultiTaskAgent
-    experiment = build_experiment(tmp_path, tstep_encoder_type, traj_encoder_type, agent_type, exploration_wrapper_type)
+    experiment = build_experiment(
+        tmp_path, tstep_encoder_type, traj_encoder_type, agent_type, exploration_wrapper_type
+    )
     experiment.start()
     experiment.learn()
     agent = experiment.agent

@@ -16,7 +16,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if "slow_learning" in (config.getoption("markexpr") or "") or os.environ.get("AMAGO_SLOW_LEARNING") == "1":
+    if (
+        "slow_learning" in (config.getoption("markexpr") or "")
+        or os.environ.get("AMAGO_SLOW_LEARNING") == "1"
+    ):
         return
     skip = pytest.mark.skip(reason="slow_learning: run with -m slow_learning or AMAGO_SLOW_LEARNING=1")
     for item in items:

@@ -14,7 +14,9 @@ D_IN = 12
 
 
 def _encoder() -> TformerTrajEncoder:
-    return TformerTrajEncoder(D_IN, 16, d_model=16, n_heads=2, d_ff=32, n_layers=2, dropout_ff=0.0, dropout_emb=0.0)
+    return TformerTrajEncoder(
+        D_IN, 16, d_model=16, n_heads=2, d_ff=32, n_layers=2, dropout_ff=0.0, dropout_emb=0.0
+    )
 
 
 def test_sigma_reparam_matches_reference_formula():

@@ -43,7 +43,11 @@ class StaggeredEnvs:
 
     def _ts(self, t):
         n = self.num_envs
-        return Timestep(obs={"observation": t[:, None].astype(np.float32)}, rl2s=np.zeros((n, 2), np.float32), time_idxs=t.copy())
+        return Timestep(
+            obs={"observation": t[:, None].astype(np.float32)},
+            rl2s=np.zeros((n, 2), np.float32),
+            time_idxs=t.copy(),
+        )
 
     def reset(self):
         self.t[:] = 0

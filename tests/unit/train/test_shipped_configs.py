@@ -27,5 +27,7 @@ def test_shipped_config_parses_and_builds(path):
     agent_cls = MultiTaskAgent if "multitask" in path.name else Agent
     traj_cls = GRUTrajEncoder if "rnn" in path.name else TformerTrajEncoder
     obs = gym.spaces.Dict({"observation": gym.spaces.Box(-1, 1, (3,))})
-    agent = agent_cls(obs, gym.spaces.Box(-1e9, 1e9, (5,)), gym.spaces.Discrete(4), 8, FFTstepEncoder, traj_cls)
+    agent = agent_cls(
+        obs, gym.spaces.Box(-1e9, 1e9, (5,)), gym.spaces.Discrete(4), 8, FFTstepEncoder, traj_cls
+    )
     assert agent.traj_encoder.emb_dim > 0
