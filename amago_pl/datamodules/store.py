@@ -55,6 +55,15 @@ def _clean_env_name(env_name: str) -> str:
     return name or "env"
 
 
+def _all_files(folder: Path) -> list[Path]:
+    """Every regular file of ``folder`` (quarantine holds foreign names too)."""
+    try:
+        with os.scandir(folder) as it:
+            return [Path(e.path) for e in it if e.is_file()]
+    except FileNotFoundError:
+        return []
+
+
 def file_time_ns(path: Path) -> int:
     """Write time encoded in a store file name (0 for names that do not follow the scheme)."""
     parts = path.name.split("_")
@@ -194,6 +203,7 @@ class TrajectoryStore:
         more than an hour ago. Call from one process only (global rank 0).
         """
         self._remove_stale_temps()
+        self._quarantine_foreign_files()
         if self.max_size is None:
             return 0
         fifo = self.files(include_protected=False)
@@ -207,6 +217,20 @@ class TrajectoryStore:
                 pass
         self.evicted += deleted
         return deleted
+
+    def _quarantine_foreign_files(self) -> None:
+        """Move files the store did not write (any non-``.npz`` name in fifo/) aside and count them.
+
+        Only the FIFO folder: protected/ belongs to the user, who may keep notes next to the data.
+        """
+        try:
+            entries = list(os.scandir(self.fifo_dir))
+        except FileNotFoundError:
+            return
+        for e in entries:
+            if e.name.startswith(".") or e.name.endswith(SUFFIX) or not e.is_file():
+                continue
+            self._quarantine(Path(e.path), ValueError("not a trajectory file written by the store"))
 
     def _remove_stale_temps(self) -> None:
         now = time.time()
@@ -231,7 +255,7 @@ class TrajectoryStore:
         """Counts for logging. ``timesteps`` extrapolates from the newest few files' lengths."""
         fifo = self.files(include_protected=False)
         protected = self._list(self.protected_dir)
-        quarantined = self._list(self.quarantine_dir)
+        quarantined = _all_files(self.quarantine_dir)
         all_files = fifo + protected
         n_bytes = 0
         for p in all_files:
