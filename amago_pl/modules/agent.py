@@ -346,8 +346,13 @@ class Agent(AgentStepMixin, pl.LightningModule):
     def configure_optimizers(self):
         params = [p for m in self.trainable_modules.values() for p in m.parameters() if p.requires_grad]
         # The fused kernel replaces AdamW's per-parameter Python loop (5-17% of a small CPU update,
-        # benchmarks/README.md); it needs floating-point parameters on CPU or CUDA.
-        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+        # benchmarks/README.md); it needs floating-point parameters on CPU or CUDA. Lightning's
+        # mixed-precision plugins refuse to clip gradients for optimizers that unscale internally
+        # (fused ones), so mixed precision keeps the plain implementation.
+        precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
+        fused = "mixed" not in precision and all(
+            p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params
+        )
         opt = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.l2_coeff, fused=fused)
         warmup = self.lr_warmup_steps
 
