@@ -1,0 +1,309 @@
+"""The learning tasks' recipes (env, nets, schedule, metric, budgets), shared by
+``tests/learning`` and ``benchmarks/learning.py``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from amago_pl.callbacks.interact import EpisodeStat  # noqa: E402
+from amago_pl.envs import AMAGOEnv  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- env factories
+# Classes (not lambdas) so they also work with env_mode="async".
+class MakeTMaze:
+    def __init__(self, corridor: int):
+        self.corridor = corridor
+
+    def __call__(self) -> AMAGOEnv:
+        from amago_pl.envs.builtin.tmaze import TMazeAltPassive
+
+        env = TMazeAltPassive(corridor_length=self.corridor, penalty=-1.0 / self.corridor)
+        return AMAGOEnv(env, env_name=f"TMaze{self.corridor}")
+
+
+class MakeFrozenLake:
+    def __init__(self, size: int = 4, k: int = 3):
+        self.size, self.k = size, k
+
+    def __call__(self) -> AMAGOEnv:
+        from amago_pl.envs.builtin.toy_gym import MetaFrozenLake
+
+        return AMAGOEnv(
+            MetaFrozenLake(size=self.size, k_episodes=self.k), env_name=f"FrozenLake{self.size}k{self.k}"
+        )
+
+
+class MakeGym:
+    def __init__(self, env_id: str):
+        self.env_id = env_id
+
+    def __call__(self) -> AMAGOEnv:
+        import gymnasium as gym
+
+        return AMAGOEnv(gym.make(self.env_id), env_name=self.env_id)
+
+
+class MakePOPGym:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self) -> AMAGOEnv:
+        from amago_pl.envs.builtin.popgym_envs import POPGymAMAGO
+
+        return POPGymAMAGO(self.name)
+
+
+class MakeKeyDoor:
+    def __init__(self, size: int = 8, episode: int = 50, horizon: int = 500):
+        self.size, self.episode, self.horizon = size, episode, horizon
+
+    def __call__(self) -> AMAGOEnv:
+        from amago_pl.envs.builtin.toy_gym import RoomKeyDoor
+
+        env = RoomKeyDoor(
+            dark=True, size=self.size, max_episode_steps=self.episode, meta_rollout_horizon=self.horizon
+        )
+        return AMAGOEnv(env, env_name="DarkKeyDoor")
+
+
+# ----------------------------------------------------------------------------- metrics
+def mean_return(episodes: list[EpisodeStat]) -> float:
+    return float(np.mean([e.total_return for e in episodes])) if episodes else float("nan")
+
+
+def success_rate(episodes: list[EpisodeStat]) -> float:
+    """T-Maze: the goal reward is 1, every failure ends at or below 0."""
+    return float(np.mean([e.total_return > 0.5 for e in episodes])) if episodes else float("nan")
+
+
+def attempt_success(i: int) -> Callable[[list[EpisodeStat]], float]:
+    def metric(episodes: list[EpisodeStat]) -> float:
+        vals = [e.metrics[f"Episode {i} Success"] for e in episodes if f"Episode {i} Success" in e.metrics]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    return metric
+
+
+# ----------------------------------------------------------------------------- recipes
+@dataclass
+class Budget:
+    epochs: int  # each epoch: collect train_steps per actor, then `updates` gradient steps
+    updates: int  # gradient steps per epoch
+
+
+@dataclass
+class Task:
+    name: str
+    description: str
+    make_env: Callable[[], AMAGOEnv]
+    gin: dict[str, Any]  # bindings besides the encoders/exploration below
+    tstep: dict[str, Any]
+    traj: tuple[str, dict[str, Any]]
+    explore: dict[str, Any]
+    max_seq_len: int
+    train_steps: int  # env steps per actor per epoch
+    val_steps: int  # env steps per actor per validation
+    test: Budget
+    full: Budget
+    metric: Callable[[list[EpisodeStat]], float] = mean_return
+    metric_name: str = "return"
+    threshold: float = 0.0  # the test asserts metric >= threshold
+    stop_at: float | None = None  # test budget: stop early once val metric >= stop_at (default threshold)
+    extra_metrics: dict[str, Callable[[list[EpisodeStat]], float]] = field(default_factory=dict)
+    experiment: dict[str, Any] = field(default_factory=dict)  # extra Experiment kwargs
+    parallel_actors: int = 8
+    val_interval: int = 1
+    test_episodes: int = 64  # episodes of the final evaluate_test
+
+    def env_steps(self, epochs: int) -> int:
+        return epochs * self.parallel_actors * self.train_steps
+
+
+def _tmaze(corridor: int, arch: str, test_epochs: int = 28, full_epochs: int | None = None) -> Task:
+    horizon = corridor + 1
+    traj = (
+        ("transformer", dict(d_model=128, d_ff=512, n_layers=2, n_heads=4))
+        if arch == "transformer"
+        else ("rnn", dict(d_hidden=128, d_output=128, n_layers=2))
+    )
+    return Task(
+        name=f"tmaze{corridor}_{arch}" if corridor == 10 else f"tmaze{corridor}",
+        description=f"T-Maze passive, corridor {corridor}, {arch}",
+        make_env=MakeTMaze(corridor),
+        gin={"Agent.reward_multiplier": 100.0, "Agent.gamma": 0.9999, "Agent.tau": 0.01},
+        tstep=dict(d_hidden=128, d_output=64, normalize_inputs=False),
+        traj=traj,
+        explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=400),
+        max_seq_len=horizon,
+        train_steps=2 * horizon,
+        val_steps=horizon,
+        test=Budget(test_epochs, 100),
+        full=Budget(full_epochs or max(30, 3 * corridor), 100),
+        metric=success_rate,
+        metric_name="success",
+        threshold=0.95,
+        stop_at=1.0,
+        experiment=dict(
+            traj_save_len=horizon + 1,
+            sample_actions_train=False,  # greedy + epsilon: the clipped softmax never becomes deterministic
+            sample_actions_val=False,
+            learning_rate=3e-4,
+            lr_warmup_steps=100,
+        ),
+    )
+
+
+def _tasks() -> dict[str, Task]:
+    tasks = [
+        _tmaze(10, "transformer"),
+        _tmaze(10, "gru"),
+        Task(
+            name="frozen_lake",
+            description="Meta-Frozen-Lake 4x4, 3 attempts, Transformer",
+            make_env=MakeFrozenLake(4, 3),
+            gin={"Agent.reward_multiplier": 100.0, "Agent.tau": 0.004},
+            tstep=dict(n_layers=1, d_hidden=128, d_output=64, normalize_inputs=False),
+            traj=("transformer", dict(d_model=128, d_ff=512, n_layers=2, n_heads=4)),
+            explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=400),
+            max_seq_len=48,
+            train_steps=48,
+            val_steps=48,
+            test=Budget(15, 100),
+            full=Budget(40, 100),
+            metric=mean_return,
+            threshold=1.2,
+            extra_metrics={f"attempt{i}_success": attempt_success(i) for i in (1, 2, 3)},
+            experiment=dict(traj_save_len=49, learning_rate=3e-4, lr_warmup_steps=100),
+        ),
+        Task(
+            name="cartpole_ff",
+            description="CartPole-v1, FF sequence model",
+            make_env=MakeGym("CartPole-v1"),
+            gin={
+                "Agent.reward_multiplier": 1.0,
+                "Agent.gamma": 0.99,
+                "Discrete.clip_prob_low": 1e-6,  # as the original's 01
+                "Discrete.clip_prob_high": 1.0,
+                "Actor.d_hidden": 128,
+                "NCritics.d_hidden": 128,
+            },
+            tstep=dict(d_hidden=128, d_output=64),
+            traj=("ff", dict(d_model=128, n_layers=1)),
+            explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=1000),
+            max_seq_len=16,
+            train_steps=125,
+            val_steps=500,
+            val_interval=2,
+            test=Budget(40, 100),
+            full=Budget(40, 100),
+            metric=mean_return,
+            threshold=300.0,
+            test_episodes=16,
+            experiment=dict(
+                traj_save_len=128, learning_rate=3e-4, lr_warmup_steps=100, sample_actions_val=False
+            ),
+        ),
+        Task(
+            name="pendulum",
+            description="Pendulum-v1, Transformer, TanhGaussian",
+            make_env=MakeGym("Pendulum-v1"),
+            gin={
+                "Agent.reward_multiplier": 0.1,
+                "Agent.gamma": 0.99,
+                "Agent.tau": 0.005,
+                "Agent.use_multigamma": False,  # continuous critics run once per gamma: 7x cheaper
+                "Actor.d_hidden": 128,
+                "NCritics.d_hidden": 128,
+            },
+            tstep=dict(d_hidden=128, d_output=64),
+            traj=("transformer", dict(d_model=64, d_ff=256, n_layers=1, n_heads=4)),
+            explore=dict(eps_start=0.5, eps_end=0.05, steps_anneal=1000),
+            max_seq_len=16,
+            train_steps=200,
+            val_steps=200,
+            test=Budget(12, 200),
+            full=Budget(25, 200),
+            metric=mean_return,
+            threshold=-300.0,
+            val_interval=2,
+            test_episodes=16,
+            experiment=dict(
+                traj_save_len=64, learning_rate=3e-4, lr_warmup_steps=100, sample_actions_val=False
+            ),
+        ),
+        Task(
+            name="popgym_repeat_previous",
+            description="POPGym RepeatPreviousEasy, Transformer",
+            make_env=MakePOPGym("RepeatPreviousEasy"),
+            gin={"Agent.reward_multiplier": 100.0, "Agent.gamma": 0.99},
+            tstep=dict(d_hidden=128, d_output=64),
+            traj=("transformer", dict(d_model=128, d_ff=512, n_layers=2, n_heads=4)),
+            explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=500),
+            max_seq_len=52,
+            train_steps=52,
+            val_steps=52,
+            test=Budget(25, 100),
+            full=Budget(50, 100),
+            metric=mean_return,
+            threshold=0.9,
+            experiment=dict(
+                traj_save_len=53, learning_rate=3e-4, lr_warmup_steps=100, sample_actions_val=False
+            ),
+        ),
+        # ---- optional (not default) tasks
+        _tmaze(20, "transformer", test_epochs=40),
+        _tmaze(50, "transformer", test_epochs=60),
+        _tmaze(100, "transformer", test_epochs=100),
+        _tmaze(400, "transformer", test_epochs=200),
+        Task(
+            name="dark_key_door",
+            description="Dark Key-To-Door 8x8, trials of 50 steps, meta-horizon 500, Transformer",
+            make_env=MakeKeyDoor(8, 50, 500),
+            gin={"Agent.reward_multiplier": 100.0},
+            tstep=dict(n_layers=1, d_hidden=128, d_output=64, normalize_inputs=False),
+            traj=("transformer", dict(d_model=128, d_ff=512, n_layers=2, n_heads=4)),
+            explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=5000),
+            max_seq_len=500,
+            train_steps=500,
+            val_steps=500,
+            test=Budget(10, 100),
+            full=Budget(60, 200),
+            metric=mean_return,
+            threshold=2.0,
+            experiment=dict(traj_save_len=501, learning_rate=3e-4, lr_warmup_steps=100),
+        ),
+    ]
+    fl = tasks[2]
+    tasks.append(
+        Task(
+            **{
+                **fl.__dict__,
+                "name": "frozen_lake_attempts",
+                "full": Budget(60, 100),
+                "description": "Meta-Frozen-Lake 4x4, success per attempt (in-context improvement)",
+            }
+        )
+    )
+    return {t.name: t for t in tasks}
+
+
+TASKS = _tasks()
+DEFAULT_TASKS = [
+    "tmaze10_transformer",
+    "tmaze10_gru",
+    "frozen_lake",
+    "cartpole_ff",
+    "pendulum",
+    "popgym_repeat_previous",
+]
