@@ -50,6 +50,10 @@ def main() -> None:
         "Agent.reward_multiplier": 100.0,
         "Agent.gamma": 0.9999,
         "Agent.tau": 0.01,
+        # Filtered-BC actor: the discrete DPG term collapsed the policy before it used its memory
+        # (docs/learning_results.md).
+        "Agent.online_coeff": 0.0,
+        "Agent.offline_coeff": 1.0,
         "FFTstepEncoder.d_hidden": 128,
         "FFTstepEncoder.d_output": 64,
         "FFTstepEncoder.normalize_inputs": False,

@@ -62,7 +62,7 @@ def check(name: str, tmp_path, max_env_steps: int, max_updates: int) -> RunResul
     return r
 
 
-@UNVERIFIED  # passed once (1,300 updates), failed once (0.61 after 2,800 updates): not yet reliable
+@UNVERIFIED  # filtered-BC recipe: seeds 0 and 1 pass (3,696 / 1,760 env steps), seed 2 does not (0.41)
 def test_tmaze10_transformer(tmp_path):
     """Original: val return 1.0 by epoch 20 of 8 x 22 steps (~3,500 env steps, 2,000 updates)."""
     check("tmaze10_transformer", tmp_path, 5000, 3000)
