@@ -245,7 +245,8 @@ def switch_agent(config: dict[str, Any], agent: str, **kwargs: Any) -> type:
 
 
 def switch_exploration(config: dict[str, Any], strategy: str, **kwargs: Any) -> type:
-    """Select "egreedy" (EpsilonGreedy) or "bilevel" (BilevelEpsilonGreedy) and set its keywords."""
+    """Select "egreedy" (EpsilonGreedy), "bilevel" (BilevelEpsilonGreedy) or "tmaze"
+    (TMazeExploration) and set its keywords."""
     from amago_pl.envs.exploration import get_exploration_cls
 
     cls = get_exploration_cls(strategy)

@@ -2,9 +2,11 @@
 
 Measures, for 16 parallel envs, the time of one rollout step at several context lengths with the KV
 cache in its steady state (full, so every step overwrites the oldest token) against recomputing the
-whole context every step, plus one forward+backward pass at training size. Prints a markdown table.
+whole context every step, for the default full attention and for ``SlidingWindowFlexAttention``
+(whose cache holds only window + 1 tokens), plus one forward+backward pass at training size.
+Prints a markdown table.
 
-    python benchmarks/inference.py [--device cpu] [--steps 50]
+    python benchmarks/inference.py [--device cpu] [--steps 50] [--window 64] [--threads 1]
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import argparse
 import time
 from collections.abc import Callable
 
+import gin
 import torch
 
 from amago_pl.modules.traj_encoders import TformerTrajEncoder
+from amago_pl.modules.transformer import FlashAttention, SlidingWindowFlexAttention
 
 TSTEP_DIM = 256  # FFTstepEncoder's default output width
 
@@ -36,9 +40,17 @@ def _timeit(fn: Callable[[], object], steps: int, warmup: int = 3, device: str =
     return sorted(times)[len(times) // 2]
 
 
-def bench_rollout(context: int, n_envs: int, steps: int, device: str) -> tuple[float, float]:
+def bench_rollout(
+    context: int, n_envs: int, steps: int, device: str, window: int | None = None
+) -> tuple[float, float]:
+    """Seconds per cached step and per full recompute; ``window`` selects sliding-window attention."""
     torch.manual_seed(0)
-    model = TformerTrajEncoder(TSTEP_DIM, context).to(device).eval()
+    gin.clear_config()
+    attention = FlashAttention
+    if window is not None:
+        gin.bind_parameter("SlidingWindowFlexAttention.window_size", window)
+        attention = SlidingWindowFlexAttention
+    model = TformerTrajEncoder(TSTEP_DIM, context, attention_type=attention).to(device).eval()
     token = torch.randn(n_envs, 1, TSTEP_DIM, device=device)
     with torch.inference_mode():
         cache = model.init_hidden_state(n_envs, device)
@@ -75,20 +87,25 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=16)
     parser.add_argument("--contexts", type=int, nargs="+", default=[64, 256, 1024])
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--window", type=int, default=64, help="SlidingWindowFlexAttention.window_size")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     print(f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__}\n")
-    print("| context | cached step (ms) | recompute step (ms) | speed-up |")
-    print("|---:|---:|---:|---:|")
-    cached_ms = {}
-    for ctx in args.contexts:
-        cached, recompute = bench_rollout(ctx, args.envs, args.steps, args.device)
-        cached_ms[ctx] = cached * 1e3
-        print(f"| {ctx} | {cached * 1e3:.2f} | {recompute * 1e3:.2f} | {recompute / cached:.1f}x |")
+    print("| attention | context | cached step (ms) | recompute step (ms) | speed-up |")
+    print("|---|---:|---:|---:|---:|")
     lo, hi = min(args.contexts), max(args.contexts)
-    print(f"\ncached step at {hi} / at {lo}: {cached_ms[hi] / cached_ms[lo]:.2f}x")
+    for label, window in (("full (FlashAttention)", None), (f"sliding window {args.window}", args.window)):
+        cached_ms = {}
+        for ctx in args.contexts:
+            cached, recompute = bench_rollout(ctx, args.envs, args.steps, args.device, window)
+            cached_ms[ctx] = cached * 1e3
+            print(
+                f"| {label} | {ctx} | {cached * 1e3:.2f} | {recompute * 1e3:.2f} | {recompute / cached:.1f}x |"
+            )
+        print(f"| {label} | cached step at {hi} / at {lo} | {cached_ms[hi] / cached_ms[lo]:.2f}x | | |")
+    gin.clear_config()
     train = bench_train(24, 256, 5, args.device)
     print(f"\n| training forward+backward (batch 24, seq 256, default Transformer) | {train * 1e3:.1f} ms |")
 

@@ -114,7 +114,7 @@ def build_experiment(
     tstep = switch_tstep_encoder(config, "ff", **task.tstep)
     arch, traj_kw = task.traj
     traj = switch_traj_encoder(config, arch, **traj_kw)
-    explore = switch_exploration(config, "egreedy", **task.explore)
+    explore = switch_exploration(config, task.explore_strategy, **task.explore)
     use_config(config, finalize=False)
     kwargs: dict[str, Any] = dict(
         run_name=task.name,

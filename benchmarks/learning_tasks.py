@@ -123,6 +123,7 @@ class Task:
     extra_metrics: dict[str, Callable[[list[EpisodeStat]], float]] = field(default_factory=dict)
     experiment: dict[str, Any] = field(default_factory=dict)  # extra Experiment kwargs
     parallel_actors: int = 8
+    explore_strategy: str = "egreedy"  # a name registered with amago_pl.envs.exploration
     val_interval: int = 1
     test_episodes: int = 64  # episodes of the final evaluate_test
 
@@ -141,19 +142,12 @@ def _tmaze(corridor: int, arch: str, test_epochs: int = 28, full_epochs: int | N
         name=f"tmaze{corridor}_{arch}" if corridor == 10 else f"tmaze{corridor}",
         description=f"T-Maze passive, corridor {corridor}, {arch}",
         make_env=MakeTMaze(corridor),
-        # Filtered BC actor (online_coeff 0, offline_coeff 1, as MultiTaskAgent's defaults): with the
-        # discrete DPG term the policy's entropy collapsed within ~100 updates and seeds 0-2 ended at
-        # 0.41-0.61 success; with filtered BC seeds 0 and 1 solved it (docs/learning_results.md).
-        gin={
-            "Agent.reward_multiplier": 100.0,
-            "Agent.gamma": 0.9999,
-            "Agent.tau": 0.01,
-            "Agent.online_coeff": 0.0,
-            "Agent.offline_coeff": 1.0,
-        },
+        # The default Agent (DPG + 0.1 filtered BC) with the original example's TMazeExploration.
+        gin={"Agent.reward_multiplier": 100.0, "Agent.gamma": 0.9999, "Agent.tau": 0.01},
         tstep=dict(d_hidden=128, d_output=64, normalize_inputs=False),
         traj=traj,
-        explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=400),
+        explore=dict(horizon=corridor),
+        explore_strategy="tmaze",
         max_seq_len=horizon,
         train_steps=2 * horizon,
         val_steps=horizon,

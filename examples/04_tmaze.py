@@ -50,10 +50,6 @@ def main() -> None:
         "Agent.reward_multiplier": 100.0,
         "Agent.gamma": 0.9999,
         "Agent.tau": 0.01,
-        # Filtered-BC actor: the discrete DPG term collapsed the policy before it used its memory
-        # (docs/learning_results.md).
-        "Agent.online_coeff": 0.0,
-        "Agent.offline_coeff": 1.0,
         "FFTstepEncoder.d_hidden": 128,
         "FFTstepEncoder.d_output": 64,
         "FFTstepEncoder.normalize_inputs": False,
@@ -63,7 +59,9 @@ def main() -> None:
         traj = switch_traj_encoder(config, "transformer", d_model=128, d_ff=512, n_layers=2, n_heads=4)
     else:
         traj = switch_traj_encoder(config, args.traj_encoder, memory_size=128, layers=2)
-    explore = switch_exploration(config, "egreedy", eps_start=1.0, eps_end=0.05, steps_anneal=400)
+    # Little exploration in the corridor, full exploration at the start and near the junction, so
+    # both turns keep being tried there (the original example's schedule).
+    explore = switch_exploration(config, "tmaze", horizon=args.corridor)
     use_config(config, args.configs)
 
     experiment = Experiment(

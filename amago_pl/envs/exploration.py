@@ -12,6 +12,7 @@ the count increases; ``current_eps()`` reports the epsilon the next call will us
 
 from __future__ import annotations
 
+import importlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -36,7 +37,13 @@ def register_exploration(name: str) -> Callable[[type], type]:
     return deco
 
 
+# Strategies defined next to the env they were written for, imported on first use by name.
+_LAZY_EXPLORATIONS = {"tmaze": "amago_pl.envs.builtin.tmaze"}
+
+
 def get_exploration_cls(name: str) -> type[ExplorationWrapper]:
+    if name not in _EXPLORATIONS and name in _LAZY_EXPLORATIONS:
+        importlib.import_module(_LAZY_EXPLORATIONS[name])
     try:
         return _EXPLORATIONS[name]
     except KeyError:
@@ -44,7 +51,7 @@ def get_exploration_cls(name: str) -> type[ExplorationWrapper]:
 
 
 def list_registered_explorations() -> list[str]:
-    return sorted(_EXPLORATIONS)
+    return sorted(set(_EXPLORATIONS) | set(_LAZY_EXPLORATIONS))
 
 
 def linear_anneal(start: float, end: float, step: int, steps_anneal: int) -> float:

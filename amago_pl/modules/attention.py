@@ -55,6 +55,14 @@ class SelfAttention(nn.Module):
     def dropout_p(self) -> float:
         return self.dropout if self.training else 0.0
 
+    def cache_slots(self, max_seq_len: int) -> int:
+        """How many past tokens (including the current one) a rollout KV cache must keep.
+
+        Full attention needs the whole context. Kernels whose queries only ever see the last w
+        keys override this, so rollout steps read w + 1 cached keys however long the context.
+        """
+        return max_seq_len
+
     def allowed(self, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor | None:
         """Broadcastable bool mask, True where query ``q_pos`` may attend to key ``k_pos``; None = all."""
         return k_pos <= q_pos if self.causal else None
@@ -164,6 +172,10 @@ class FlashAttention(SelfAttention):
     def __init__(self, causal: bool = True, dropout: float = 0.0, window_size: tuple[int, int] = (-1, -1)):
         super().__init__(causal=causal, dropout=dropout)
         self.window_size = tuple(window_size)
+
+    def cache_slots(self, max_seq_len: int) -> int:
+        left = self.window_size[0]
+        return max_seq_len if left < 0 else min(max_seq_len, left + 1)
 
     def allowed(self, q_pos, k_pos):
         left, right = self.window_size
@@ -283,6 +295,14 @@ class SlidingWindowFlexAttention(FlexAttention):
     def __init__(self, causal: bool = True, dropout: float = 0.0, window_size: int = gin.REQUIRED):
         super().__init__(causal=causal, dropout=dropout)
         self.window_size = int(window_size)
+
+    def cache_slots(self, max_seq_len: int) -> int:
+        # Keys older than window_size are masked for every query, so a ring of window_size + 1 slots
+        # holds everything a step can see. The mask depends only on q_pos - k_pos, which the smaller
+        # ring reports exactly, so outputs are unchanged.
+        if self.score_mod is not None or self.mask_mod is not None:
+            return max_seq_len  # user hooks may read absolute window indices
+        return min(max_seq_len, self.window_size + 1)
 
     def allowed(self, q_pos, k_pos):
         window = (q_pos - k_pos) <= self.window_size

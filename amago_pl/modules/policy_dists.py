@@ -91,12 +91,25 @@ class _ClippedCategorical(pyd.Categorical):
     The renormalising sum is detached (as in the original) so the gradient of a clipped entry is
     not redistributed over the others. Clipping keeps every action's probability > 0, so log-probs
     of buffer actions stay finite.
+
+    ``log_prob`` returns the clipped distribution's value but the *unclipped* log-softmax's
+    gradient. Through the clamp, an action whose probability fell below ``low`` got exactly zero
+    gradient, so behaviour cloning could never raise it again: on T-Maze the DPG term pushed the
+    correct turn under the floor before the critic had learned to remember the goal, and the policy
+    stayed at ~50% success although its critic ranked the right turn first (docs/porting.md).
     """
 
     def __init__(self, logits: torch.Tensor, low: float, high: float):
-        probs = F.softmax(logits, dim=-1).clamp(low, high)
+        self.raw_log_probs = F.log_softmax(logits, dim=-1)  # (..., A)
+        probs = self.raw_log_probs.exp().clamp(low, high)
         probs = probs / probs.sum(-1, keepdim=True).detach()
         super().__init__(probs=probs, validate_args=False)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        clipped = super().log_prob(value)  # (...,)
+        idx = value.long().unsqueeze(-1)
+        raw = self.raw_log_probs.expand(*value.shape, -1).gather(-1, idx).squeeze(-1)  # (...,)
+        return clipped.detach() + (raw - raw.detach())  # clipped value, unclipped gradient
 
 
 @gin.configurable

@@ -171,7 +171,8 @@ class RotaryEmb(nn.Module):
 class KVCache:
     """Rollout memory of a :class:`Transformer`: one ring buffer of keys/values per layer and env.
 
-    Token number n (counted from the env's last reset) lives in slot ``n % max_seq_len``, so a full
+    Token number n (counted from the env's last reset) lives in slot ``n % S`` (S = the number of
+    slots: ``max_seq_len``, or ``window_size + 1`` for sliding-window attention), so a full
     cache overwrites its oldest token in place instead of shifting. The ring order is irrelevant to
     attention because the position information is already inside the cached keys (absolute time_idx
     embedding or RoPE), and the kernels receive each slot's window index explicitly. Heads come
@@ -387,7 +388,10 @@ class Transformer(nn.Module):
 
     def init_cache(self, batch_size: int, device: torch.device | str) -> KVCache:
         dtype = self.inp.weight.dtype
-        shape = (self.n_layers, batch_size, self.n_heads, self.max_seq_len, self.head_dim)
+        # Windowed attention only ever reads its last window_size + 1 tokens: a smaller ring makes a
+        # step's cost independent of max_seq_len (the dominant cost at long contexts on CPU).
+        slots = min(layer.attention.cache_slots(self.max_seq_len) for layer in self.layers)
+        shape = (self.n_layers, batch_size, self.n_heads, slots, self.head_dim)
         return KVCache(
             k=torch.zeros(shape, device=device, dtype=dtype),
             v=torch.zeros(shape, device=device, dtype=dtype),

@@ -24,6 +24,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from amago_pl.envs.exploration import EpsilonGreedy, register_exploration
+
 RIGHT, UP, LEFT, DOWN = 0, 1, 2, 3
 
 
@@ -152,3 +154,65 @@ class TMazeAltActive(TMaze):
         distract_reward: float = 0.0,
     ):
         super().__init__(corridor_length, goal_reward, penalty, distract_reward, active=True)
+
+
+@register_exploration("tmaze")
+@gin.configurable
+class TMazeExploration(EpsilonGreedy):
+    """Epsilon-greedy that explores little in the corridor and fully near the start and junction.
+
+    A T-Maze episode needs ``corridor_length`` forward moves between the step that reveals the
+    goal and the step that uses it, so ordinary epsilon-greedy almost never reaches the junction
+    early in training, and once epsilon has annealed it almost never tries the other side there.
+    This schedule (the original example 04's) uses ``0.5 / horizon`` for time indices strictly
+    between ``start_window`` and ``horizon - end_window`` and the annealed epsilon elsewhere, so
+    both goal sides keep being tried at the junction. The memory question stays the same.
+
+    This class is gin-configurable: the rollout callback builds it as
+    ``TMazeExploration(action_space, num_envs)``; ``horizon`` has no default, so gin must bind it
+    (``TMazeExploration.horizon = 10``), and the other keywords keep their defaults unless gin
+    binds them.
+
+    Args:
+        action_space: the env's (single) action space. Supplied by amago_pl, not by gin.
+        num_envs: number of parallel envs this object serves. Supplied by amago_pl, not by gin.
+        horizon: the corridor length (time indices are counted from the env's reset). Required.
+        start_window: time indices up to and including this one use the annealed epsilon.
+            Defaults to 0.
+        end_window: the last ``end_window`` time indices before ``horizon`` (and every later
+            one) use the annealed epsilon. Defaults to 3.
+        eps_start: annealed epsilon at the first step. Defaults to 1.0.
+        eps_end: annealed epsilon once the schedule has finished. Defaults to 0.01.
+        steps_anneal: calls (steps of each env) over which the annealed epsilon moves from
+            ``eps_start`` to ``eps_end``. Defaults to 100_000.
+        randomize_eps: multiply each env's epsilon by its own U[0, 1) draw, redrawn when that
+            env's episode ends. Defaults to True.
+    """
+
+    def __init__(
+        self,
+        action_space: spaces.Space,
+        num_envs: int,
+        horizon: int = gin.REQUIRED,
+        start_window: int = 0,
+        end_window: int = 3,
+        eps_start: float = 1.0,
+        eps_end: float = 0.01,
+        steps_anneal: int = 100_000,
+        randomize_eps: bool = True,
+    ):
+        if horizon is gin.REQUIRED or horizon is None:
+            raise ValueError(
+                "TMazeExploration needs the corridor length: bind `TMazeExploration.horizon = <int>` "
+                "(or pass horizon=...)"
+            )
+        super().__init__(action_space, num_envs, eps_start, eps_end, steps_anneal, randomize_eps)
+        self.horizon = int(horizon)
+        self.start_window = int(start_window)
+        self.end_window = int(end_window)
+
+    def epsilon(self, time_idxs: np.ndarray) -> np.ndarray:
+        eps = super().epsilon(time_idxs)  # (N,)
+        t = np.asarray(time_idxs).reshape(-1)
+        in_corridor = (t > self.start_window) & (t < self.horizon - self.end_window)
+        return np.where(in_corridor, 0.5 / self.horizon, eps)

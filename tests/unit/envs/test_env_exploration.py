@@ -180,3 +180,21 @@ def test_gin_binds_keywords():
         np.testing.assert_allclose(e.current_eps(), [0.3])
     finally:
         gin.clear_config()
+
+
+def test_tmaze_exploration_windows():
+    from amago_pl.envs.builtin.tmaze import TMazeExploration
+
+    assert get_exploration_cls("tmaze") is TMazeExploration
+    e = TMazeExploration(spaces.Discrete(4), 2, horizon=10, eps_start=0.8, eps_end=0.8, randomize_eps=False)
+    eps = [e.epsilon(np.array([t, t]))[0] for t in range(12)]
+    # the annealed epsilon at the start and in the last end_window=3 steps, 0.5 / horizon in between
+    np.testing.assert_allclose(eps, [0.8] + [0.05] * 6 + [0.8] * 5)
+    acts = np.zeros(2, dtype=np.int64)
+    out = [e(acts, np.array([0, 5])) for _ in range(2000)]
+    random_at = np.mean([o != 0 for o in out], axis=0)  # random actions differ from 0 3/4 of the time
+    assert random_at[0] == pytest.approx(0.8 * 0.75, abs=0.04) and random_at[1] < 0.06
+    with pytest.raises(RuntimeError, match="horizon"):  # gin names the missing binding
+        TMazeExploration(spaces.Discrete(4), 2)
+    with pytest.raises(ValueError, match="TMazeExploration.horizon"):
+        TMazeExploration(spaces.Discrete(4), 2, horizon=None)

@@ -118,3 +118,18 @@ def test_multibinary_log_prob_is_mean_over_dims():
     dist = d(torch.zeros(1, 4))
     logp = d.log_prob(dist, torch.tensor([[1.0, 0.0, 1.0, 1.0]]))
     assert torch.allclose(logp, torch.log(torch.tensor([[0.5]])))
+
+
+def test_discrete_log_prob_keeps_gradient_below_the_clip_floor():
+    """An action pushed under clip_prob_low must still be learnable by behaviour cloning: the value
+    is the clipped distribution's, the gradient the unclipped log-softmax's (d/dz_a = 1 - p_a)."""
+    d = Discrete(4)
+    logits = torch.tensor([[5.0, 5.0, -10.0, 0.0]], requires_grad=True)
+    dist = d(logits)
+    assert dist.probs[0, 2].item() == pytest.approx(0.001, rel=0.01)  # clipped, not ~1e-7
+    lp = d.log_prob(dist, torch.nn.functional.one_hot(torch.tensor([2]), 4).float())  # (1, 1)
+    assert lp.item() == pytest.approx(dist.probs[0, 2].log().item(), abs=1e-6)
+    lp.sum().backward()
+    expected = torch.nn.functional.one_hot(torch.tensor(2), 4).float() - torch.softmax(logits.detach(), -1)[0]
+    torch.testing.assert_close(logits.grad[0], expected)
+    assert logits.grad[0, 2] > 0.99  # it was exactly 0 through the clamp

@@ -182,6 +182,28 @@ def test_kv_cache_is_a_fixed_ring_buffer():
     assert cache.count.tolist() == [10, 0, 10]
 
 
+@pytest.mark.parametrize("attn", ["sliding", "flash_window"])
+def test_windowed_attention_cache_keeps_only_the_window(attn):
+    """Sliding-window kernels need window + 1 cached tokens, so a step's cost does not grow with
+    max_seq_len. Because every layer only looks window steps back, stepping any depth through an
+    episode far longer than max_seq_len equals one full pass over the whole episode."""
+    window = 3 if attn == "sliding" else 2
+    model = build(f"tformer-{attn}-fixed", D_IN, max_seq_len=8, n_layers=2)
+    cache = model.init_hidden_state(8, "cpu")
+    assert cache.k.shape[3] == window + 1  # (layers, B, H, S, Dh)
+    stepped, seq, times, segments = simulate_rollout(model, n_envs=8, T=24, reset_prob=0.05, seed=3)
+    assert max(end - s for segs in segments for s, end in segs) > 2 * 8
+    for e, segs in enumerate(segments):
+        for s, end in segs:
+            expected = reference(model, seq[e, s:end], times[e, s:end], window=None)
+            torch.testing.assert_close(stepped[e, s:end], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_full_attention_cache_keeps_max_seq_len():
+    model = build("tformer-vanilla-fixed", D_IN, max_seq_len=8)
+    assert model.init_hidden_state(2, "cpu").k.shape[3] == 8
+
+
 def test_gru_reset_zeroes_only_done_rows():
     model = build("gru", D_IN, max_seq_len=8)
     h = torch.randn(2, 3, 16)
