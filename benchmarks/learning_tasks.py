@@ -186,6 +186,7 @@ def _tasks() -> dict[str, Task]:
             full=Budget(40, 100),
             metric=mean_return,
             threshold=1.2,
+            stop_at=3.0,  # only a perfect validation stops early: 8 val meta-episodes are too noisy
             extra_metrics={f"attempt{i}_success": attempt_success(i) for i in (1, 2, 3)},
             experiment=dict(traj_save_len=49, learning_rate=3e-4, lr_warmup_steps=100),
         ),
@@ -196,8 +197,8 @@ def _tasks() -> dict[str, Task]:
             gin={
                 "Agent.reward_multiplier": 1.0,
                 "Agent.gamma": 0.99,
-                "Discrete.clip_prob_low": 1e-6,  # as the original's 01
-                "Discrete.clip_prob_high": 1.0,
+                # The original's 01 clipped Discrete to [1e-6, 1]; the default [0.001, 0.99] keeps
+                # the actor's gradient alive and learned faster (docs/learning_results.md).
                 "Actor.d_hidden": 128,
                 "NCritics.d_hidden": 128,
             },
@@ -212,6 +213,7 @@ def _tasks() -> dict[str, Task]:
             full=Budget(40, 100),
             metric=mean_return,
             threshold=300.0,
+            stop_at=400.0,  # margin over the threshold: the greedy policy's return still swings
             test_episodes=16,
             experiment=dict(
                 traj_save_len=128, learning_rate=3e-4, lr_warmup_steps=100, sample_actions_val=False
@@ -235,8 +237,8 @@ def _tasks() -> dict[str, Task]:
             max_seq_len=16,
             train_steps=200,
             val_steps=200,
-            test=Budget(12, 200),
-            full=Budget(25, 200),
+            test=Budget(12, 300),  # 200 updates per epoch: seed 2 did not learn in 19,200 env steps
+            full=Budget(25, 300),
             metric=mean_return,
             threshold=-300.0,
             val_interval=2,

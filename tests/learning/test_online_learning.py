@@ -19,14 +19,16 @@ Shared settings: ``Experiment(env_mode="sync", dloader_workers=0)``, 8 actors, b
   ~1 at the start and the last 3 steps). Metric: success rate (return > 0.5) over 64 test
   episodes, threshold 0.95.
 - Meta-Frozen-Lake 4x4, 3 attempts (Transformer 128 / 2 layers): 48 steps per actor per epoch
-  (one meta-episode; 384 env steps), 100 updates, at most 15 epochs (5,760 env steps, 1,500
-  updates); reward x100, tau 0.004. Metric: mean return over 64 test meta-episodes (max 3).
+  (one meta-episode; 384 env steps), 100 updates, 15 epochs (5,760 env steps, 1,500 updates; no
+  early stop unless a validation is perfect); reward x100, tau 0.004. Metric: mean return over 64
+  test meta-episodes (max 3).
 - CartPole-v1 (``FFTrajEncoder`` 128): 125 steps per actor per epoch (1,000 env steps), 100
   updates, at most 40 epochs (40,000 env steps, 4,000 updates; update ratio 0.1), context 16,
-  reward x1, gamma 0.99, Discrete probability clip [1e-6, 1] (as the original's 01), actor and
-  critic MLPs 128 wide, epsilon 1 -> 0.05 over 1,000 steps per actor, greedy eval.
+  reward x1, gamma 0.99, default Discrete probability clip [0.001, 0.99], actor and critic MLPs
+  128 wide, epsilon 1 -> 0.05 over 1,000 steps per actor, greedy eval, early stop once a
+  validation reaches 400.
 - Pendulum-v1 (Transformer d_model 64 / 1 layer, TanhGaussian): 200 steps per actor per epoch
-  (1,600 env steps), 200 updates, at most 12 epochs (19,200 env steps, 2,400 updates), context
+  (1,600 env steps), 300 updates, at most 12 epochs (19,200 env steps, 3,600 updates), context
   16, reward x0.1, gamma 0.99, tau 0.005, one gamma (no multigamma), heads 128, Gaussian action
   noise 0.5 -> 0.05 over 1,000 steps per actor, greedy eval.
 - POPGym RepeatPreviousEasy (Transformer 128 / 2 layers): one 52-step episode per actor per epoch,
@@ -73,24 +75,22 @@ def test_tmaze10_gru(tmp_path):
     check("tmaze10_gru", tmp_path, 5000, 3000)
 
 
-@UNVERIFIED
 def test_meta_frozen_lake(tmp_path):
     """Original: 1.14 of 3 with 5,400 env steps and 1,400 updates."""
     check("frozen_lake", tmp_path, 6000, 1500)
 
 
-@UNVERIFIED
+@UNVERIFIED  # seeds 0-2 reach val 400 at 40k / 30k / 22k env steps: seed 0 only in its last epoch
 def test_cartpole_ff(tmp_path):
     """Original: 141 (FF) / 125 (Transformer) after 40,000 env steps and 1,000 updates."""
     check("cartpole_ff", tmp_path, 40_000, 4000)
 
 
-@UNVERIFIED
 def test_pendulum_transformer(tmp_path):
-    check("pendulum", tmp_path, 20_000, 2400)
+    check("pendulum", tmp_path, 20_000, 3600)
 
 
-@UNVERIFIED
+@UNVERIFIED  # seed 0: 0.06 after the whole budget (10,400 env steps); not learned yet
 def test_popgym_repeat_previous_easy(tmp_path):
     pytest.importorskip("popgym")
     check("popgym_repeat_previous", tmp_path, 10_400, 2500)
