@@ -21,7 +21,7 @@ from torch import nn
 
 from amago_pl.modules import losses
 from amago_pl.modules.actor_critic import Actor, NCritics
-from amago_pl.modules.agent_step import AgentStepMixin
+from amago_pl.modules.agent_step import SKIPPED_STEPS_CKPT_KEY, AgentStepMixin
 from amago_pl.modules.popart import PopArtLayer
 from amago_pl.modules.traj_encoders import TrajEncoder
 from amago_pl.modules.tstep_encoders import TstepEncoder
@@ -388,6 +388,8 @@ class Agent(AgentStepMixin, pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Encoder keywords come from gin, not from the hyperparameters: keep the config with the weights.
         checkpoint[GIN_CKPT_KEY] = gin.config_str()
+        # The total of skipped (non-finite) steps is a run statistic: a resumed run keeps counting.
+        checkpoint[SKIPPED_STEPS_CKPT_KEY] = int(getattr(self, "skipped_steps", 0))
 
     @classmethod
     def load_from_checkpoint(

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 PROGRESS_LOG_EVERY = 10
 
 
+SKIPPED_STEPS_CKPT_KEY = "amago_pl_skipped_steps"
+
+
 class NonFiniteTrainingError(RuntimeError):
     """Too many consecutive optimizer steps had a non-finite loss or gradients."""
 
@@ -298,6 +301,7 @@ class AgentStepMixin:
         Lists every differing hyperparameter and model gin binding. Set the environment variable
         ``AMAGO_PL_ALLOW_CONFIG_CHANGE=1`` to continue anyway (the differences are logged).
         """
+        self.skipped_steps = int(checkpoint.get(SKIPPED_STEPS_CKPT_KEY, 0))
         diffs = ckpt_compat.config_differences(checkpoint, self.hparams)
         saved_version = checkpoint.get(ckpt_compat.VERSION_KEY)
         if not diffs:

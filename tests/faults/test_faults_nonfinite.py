@@ -88,3 +88,17 @@ def test_run_of_nonfinite_steps_stops_and_keeps_last_checkpoint(
     assert blob["epoch"] == 0 and blob["global_step"] == 3
     assert all(torch.isfinite(v).all() for v in blob["state_dict"].values() if v.is_floating_point())
     assert not (tmp_path / "tiny" / "ckpts" / "epoch=1.ckpt").exists()
+
+
+def test_skipped_step_count_survives_a_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(PoisonedAgent, "NAN_LOSS", {1})
+    exp = tiny_experiment(tmp_path, agent_type=PoisonedAgent, epochs=2, lr_warmup_steps=0)
+    exp.start()
+    exp.learn()
+    assert exp.agent.skipped_steps == 1
+    ckpt = torch.load(tmp_path / "tiny" / "ckpts" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["amago_pl_skipped_steps"] == 1
+    fresh = tiny_experiment(tmp_path / "again", agent_type=PoisonedAgent, epochs=2, lr_warmup_steps=0)
+    fresh.start()
+    fresh.agent.on_load_checkpoint(ckpt)
+    assert fresh.agent.skipped_steps == 1
