@@ -9,6 +9,7 @@ a CSV of the validation curve and one PNG (metric vs env steps, mean and min-max
     python benchmarks/learning.py                                  # default tasks, 3 seeds
     python benchmarks/learning.py --tasks tmaze10_transformer --seeds 1 --budget test
     python benchmarks/learning.py --tasks tmaze50 tmaze100 dark_key_door frozen_lake_attempts
+    python benchmarks/learning.py --tasks tmaze100 --seeds 1 --early_stop --max_minutes 30
     python benchmarks/learning.py --smoke                          # 1 seed, 2 tiny epochs per task
     python benchmarks/learning.py --list
 
@@ -59,10 +60,12 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 # ----------------------------------------------------------------------------- running
 class MetricTracker(pl.Callback):
-    """After each validation: the task metric on the val episodes; optionally stop at a threshold."""
+    """After each validation: the task metric on the val episodes; optionally stop at a threshold
+    or once ``max_wall_s`` seconds of training have passed (checked after every epoch)."""
 
-    def __init__(self, task: Task, stop_at: float | None):
-        self.task, self.stop_at = task, stop_at
+    def __init__(self, task: Task, stop_at: float | None, max_wall_s: float | None = None):
+        self.task, self.stop_at, self.max_wall_s = task, stop_at, max_wall_s
+        self.out_of_time = False
         self.curve: list[dict[str, float]] = []
         self.t0 = time.perf_counter()
         self.c0 = time.process_time()
@@ -90,6 +93,11 @@ class MetricTracker(pl.Callback):
         if self.stop_at is not None and row[self.task.metric_name] >= self.stop_at:
             trainer.should_stop = True
 
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.max_wall_s is not None and time.perf_counter() - self.t0 >= self.max_wall_s:
+            self.out_of_time = True
+            trainer.should_stop = True
+
 
 @dataclass
 class RunResult:
@@ -103,6 +111,7 @@ class RunResult:
     wall_s: float
     cpu_s: float
     test_metrics: dict[str, float]
+    out_of_time: bool = False  # stopped by ``max_minutes`` before the epoch budget ran out
 
 
 def build_experiment(
@@ -157,12 +166,14 @@ def run_task(
     early_stop: bool | None = None,
     verbose: bool = False,
     threads: int | None = 1,
+    max_minutes: float | None = None,
     **overrides: Any,
 ) -> RunResult:
     """Train ``task`` from scratch and evaluate it with ``task.test_episodes`` test episodes.
 
     ``budget`` "test" (the CI budget, early stop at ``stop_at``) or "full" (no early stop), or a
     :class:`Budget`. ``threads``: torch threads (1 is fastest for these tiny nets on shared cores).
+    ``max_minutes``: also stop after this much training wall time (the run is then tested as is).
     """
     task = TASKS[task] if isinstance(task, str) else task
     b = budget if isinstance(budget, Budget) else getattr(task, budget)
@@ -178,7 +189,9 @@ def run_task(
     try:
         exp = build_experiment(task, b, Path(run_dir), seed, verbose=verbose, **overrides)
         tracker = MetricTracker(
-            task, (task.stop_at if task.stop_at is not None else task.threshold) if early_stop else None
+            task,
+            (task.stop_at if task.stop_at is not None else task.threshold) if early_stop else None,
+            max_wall_s=None if max_minutes is None else 60.0 * max_minutes,
         )
         t0, c0 = time.perf_counter(), time.process_time()
         exp.start()
@@ -203,6 +216,7 @@ def run_task(
             wall_s=train_wall,
             cpu_s=train_cpu,
             test_metrics=test.metrics,
+            out_of_time=tracker.out_of_time,
         )
     finally:
         torch.set_num_threads(old_threads)
@@ -292,6 +306,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--updates", type=int, default=None, help="override the budget's updates per epoch")
     p.add_argument("--early_stop", action="store_true", help="stop a seed once it reaches the threshold")
     p.add_argument(
+        "--max_minutes",
+        type=float,
+        default=None,
+        help="wall-clock budget per seed: stop training after this long and test what was reached",
+    )
+    p.add_argument(
         "--smoke", action="store_true", help="1 seed, 2 epochs of 5 updates per task (checks the pipeline)"
     )
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -315,11 +335,19 @@ def main(argv: list[str] | None = None) -> None:
         b = Budget(args.epochs or base.epochs, args.updates or base.updates)
         results[name] = []
         for seed in range(args.seeds):
-            r = run_task(t, seed=seed, budget=b, early_stop=args.early_stop, verbose=args.verbose)
+            r = run_task(
+                t,
+                seed=seed,
+                budget=b,
+                early_stop=args.early_stop,
+                verbose=args.verbose,
+                max_minutes=args.max_minutes,
+            )
             results[name].append(r)
             print(
                 f"{name} seed {seed}: test {t.metric_name} {r.test_metric:.3f} {r.test_extra or ''} after "
-                f"{r.env_steps} env steps, {r.updates} updates, {r.wall_s:.0f}s wall, {r.cpu_s:.0f}s CPU",
+                f"{r.env_steps} env steps, {r.updates} updates, {r.wall_s:.0f}s wall, {r.cpu_s:.0f}s CPU"
+                + (" (stopped by --max_minutes)" if r.out_of_time else ""),
                 flush=True,
             )
         write_csv(args.out / f"{name}.csv", results[name])

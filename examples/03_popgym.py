@@ -3,9 +3,11 @@
 The defaults are CPU-sized: RepeatPreviousEasy (repeat the suit of the card dealt 4 steps ago,
 51-step episodes, the best return is 1.0) with a whole episode in the context. The original
 trained every POPGym task with a 2000-step context, learnable positions and 1000 updates per
-epoch on a GPU; ``--max_seq_len``, ``--memory_size`` and ``--epochs`` scale this script up.
+epoch on a GPU; ``--max_seq_len``, ``--memory_size`` and ``--epochs`` scale this script up. The
+Transformer here uses rotary positions (``--pos_emb rope``): on RepeatPreviousEasy it reaches a
+return of about 0.98 after 1-2k env steps, where absolute positions were still near 0 after 10k.
 
-    python examples/03_popgym.py                                  # CPU, about 6 minutes
+    python examples/03_popgym.py                                  # CPU, about 8 minutes
     python examples/03_popgym.py --env AutoencodeEasy --epochs 100
     python examples/03_popgym.py --env RepeatPreviousEasy --traj_encoder rnn
     python examples/03_popgym.py --tiny                           # one tiny epoch (seconds)
@@ -40,6 +42,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--traj_encoder", default="transformer", choices=["transformer", "rnn", "ff"])
     p.add_argument("--memory_size", type=int, default=128)
     p.add_argument("--memory_layers", type=int, default=2)
+    p.add_argument(
+        "--pos_emb",
+        default="rope",
+        choices=["rope", "fixed", "learnable"],
+        help="Transformer positions; rotary (relative) positions learn 'the card k steps back' quickly",
+    )
     p.add_argument("--run_name", default=None, help="default: popgym_<env>")
     p.add_argument("--buffer_dir", default="runs")
     p.add_argument("--epochs", type=int, default=25)
@@ -66,7 +74,13 @@ def main() -> None:
     w = args.memory_size
     if args.traj_encoder == "transformer":
         traj = switch_traj_encoder(
-            config, "transformer", d_model=w, d_ff=4 * w, n_layers=args.memory_layers, n_heads=4
+            config,
+            "transformer",
+            d_model=w,
+            d_ff=4 * w,
+            n_layers=args.memory_layers,
+            n_heads=4,
+            pos_emb=args.pos_emb,
         )
     else:
         traj = switch_traj_encoder(config, args.traj_encoder, memory_size=w, layers=args.memory_layers)
