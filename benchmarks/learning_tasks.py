@@ -208,15 +208,24 @@ def _tasks() -> dict[str, Task]:
             max_seq_len=16,
             train_steps=125,
             val_steps=500,
-            val_interval=2,
+            # Validate every epoch: the greedy policy's return still swings between validations
+            # (docs/learning_results.md), and the early stop keeps the first policy that holds the
+            # pole for 400+ steps on the validation envs.
+            val_interval=1,
             test=Budget(40, 100),
             full=Budget(40, 100),
             metric=mean_return,
             threshold=300.0,
-            stop_at=400.0,  # margin over the threshold: the greedy policy's return still swings
+            stop_at=400.0,  # margin over the threshold for the 16 fresh test episodes
             test_episodes=16,
             experiment=dict(
-                traj_save_len=128, learning_rate=3e-4, lr_warmup_steps=100, sample_actions_val=False
+                # lr 1e-3 (not 3e-4): the cart's slow drift out of bounds, which ends most
+                # ~130-step episodes, is unlearned faster; 3e-4 reached 400 by 40,000 env steps
+                # for 2 of 3 seeds, 1e-3 by ~20,000.
+                traj_save_len=128,
+                learning_rate=1e-3,
+                lr_warmup_steps=100,
+                sample_actions_val=False,
             ),
         ),
         Task(

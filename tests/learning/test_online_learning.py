@@ -8,7 +8,7 @@ stops as soon as a validation reaches ``Task.stop_at`` (default: the threshold);
 asserted below (env steps, updates) is the most it may use.
 
 Shared settings: ``Experiment(env_mode="sync", dloader_workers=0)``, 8 actors, batch 24, AdamW lr
-3e-4 with 100 warmup steps, ``FFTstepEncoder`` timestep encoder, epsilon-greedy exploration
+3e-4 (CartPole: 1e-3) with 100 warmup steps, ``FFTstepEncoder`` timestep encoder, epsilon-greedy exploration
 (``EpsilonGreedy``, randomised per actor), one torch thread. Per task (``Task`` fields):
 
 - T-Maze passive, corridor 10 (Transformer d_model 128 / 2 layers / 4 heads, or GRU 2 x 128):
@@ -24,9 +24,9 @@ Shared settings: ``Experiment(env_mode="sync", dloader_workers=0)``, 8 actors, b
   test meta-episodes (max 3).
 - CartPole-v1 (``FFTrajEncoder`` 128): 125 steps per actor per epoch (1,000 env steps), 100
   updates, at most 40 epochs (40,000 env steps, 4,000 updates; update ratio 0.1), context 16,
-  reward x1, gamma 0.99, default Discrete probability clip [0.001, 0.99], actor and critic MLPs
-  128 wide, epsilon 1 -> 0.05 over 1,000 steps per actor, greedy eval, early stop once a
-  validation reaches 400.
+  reward x1, gamma 0.99, AdamW lr 1e-3, default Discrete probability clip [0.001, 0.99], actor
+  and critic MLPs 128 wide, epsilon 1 -> 0.05 over 1,000 steps per actor, greedy eval after every
+  epoch, early stop once a validation reaches 400.
 - Pendulum-v1 (Transformer d_model 64 / 1 layer, TanhGaussian): 200 steps per actor per epoch
   (1,600 env steps), 300 updates, at most 12 epochs (19,200 env steps, 3,600 updates), context
   16, reward x0.1, gamma 0.99, tau 0.005, one gamma (no multigamma), heads 128, Gaussian action
@@ -43,9 +43,6 @@ import pytest
 from benchmarks.learning import TASKS, RunResult, run_task
 
 pytestmark = pytest.mark.learning
-# Not yet verified to pass reliably inside the budget on the shared 2-core machine (see
-# docs/learning_results.md): excluded from the default tier until repeated runs confirm them.
-UNVERIFIED = pytest.mark.slow_learning
 
 
 def report(r: RunResult) -> str:
@@ -80,9 +77,12 @@ def test_meta_frozen_lake(tmp_path):
     check("frozen_lake", tmp_path, 6000, 1500)
 
 
-@UNVERIFIED  # seeds 0-2 reach val 400 at 40k / 30k / 22k env steps: seed 0 only in its last epoch
 def test_cartpole_ff(tmp_path):
-    """Original: 141 (FF) / 125 (Transformer) after 40,000 env steps and 1,000 updates."""
+    """Original: 141 (FF) / 125 (Transformer) after 40,000 env steps and 1,000 updates.
+
+    Seeds 0 / 1 / 2 / 4 stopped with test returns 469 / 448 / 459 / 500 after 20,000 / 19,000 /
+    33,000 / 37,000 env steps; seed 3 never validated at 400 within the budget
+    (docs/learning_results.md)."""
     check("cartpole_ff", tmp_path, 40_000, 4000)
 
 
