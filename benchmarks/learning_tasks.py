@@ -258,7 +258,7 @@ def _tasks() -> dict[str, Task]:
         ),
         Task(
             name="popgym_repeat_previous",
-            description="POPGym RepeatPreviousEasy, Transformer",
+            description="POPGym RepeatPreviousEasy, Transformer (rotary positions)",
             make_env=MakePOPGym("RepeatPreviousEasy"),
             gin={"Agent.reward_multiplier": 100.0, "Agent.gamma": 0.99},
             tstep=dict(d_hidden=128, d_output=64),
