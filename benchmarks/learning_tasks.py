@@ -167,6 +167,38 @@ def _tmaze(corridor: int, arch: str, test_epochs: int = 28, full_epochs: int | N
     )
 
 
+def _dark_key_door(
+    size: int,
+    episode: int,
+    horizon: int,
+    explore: dict[str, Any],
+    full: Budget,
+    explore_strategy: str = "egreedy",
+    val_interval: int = 1,
+    name: str = "dark_key_door",
+) -> Task:
+    """Dark Key-To-Door with one whole meta-rollout (``horizon`` steps) in context."""
+    return Task(
+        name=name,
+        description=f"Dark Key-To-Door {size}x{size}, trials of {episode} steps, meta-horizon {horizon}, Transformer",
+        make_env=MakeKeyDoor(size, episode, horizon),
+        gin={"Agent.reward_multiplier": 100.0},
+        tstep=dict(n_layers=1, d_hidden=128, d_output=64, normalize_inputs=False),
+        traj=("transformer", dict(d_model=128, d_ff=512, n_layers=2, n_heads=4)),
+        explore=explore,
+        explore_strategy=explore_strategy,
+        max_seq_len=horizon,
+        train_steps=horizon,
+        val_steps=horizon,
+        test=Budget(10, 100),
+        full=full,
+        metric=mean_return,
+        threshold=2.0,
+        val_interval=val_interval,
+        experiment=dict(traj_save_len=horizon + 1, learning_rate=3e-4, lr_warmup_steps=100),
+    )
+
+
 def _tasks() -> dict[str, Task]:
     tasks = [
         _tmaze(10, "transformer"),
@@ -284,43 +316,20 @@ def _tasks() -> dict[str, Task]:
         _tmaze(50, "transformer", test_epochs=60),
         _tmaze(100, "transformer", test_epochs=100),
         _tmaze(400, "transformer", test_epochs=200),
-        Task(
-            name="dark_key_door",
-            description="Dark Key-To-Door 8x8, trials of 50 steps, meta-horizon 500, Transformer",
-            make_env=MakeKeyDoor(8, 50, 500),
-            gin={"Agent.reward_multiplier": 100.0},
-            tstep=dict(n_layers=1, d_hidden=128, d_output=64, normalize_inputs=False),
-            traj=("transformer", dict(d_model=128, d_ff=512, n_layers=2, n_heads=4)),
-            explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=5000),
-            max_seq_len=500,
-            train_steps=500,
-            val_steps=500,
-            test=Budget(10, 100),
-            full=Budget(60, 200),
-            metric=mean_return,
-            threshold=2.0,
-            experiment=dict(traj_save_len=501, learning_rate=3e-4, lr_warmup_steps=100),
+        _dark_key_door(
+            8, 50, 500, explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=5000), full=Budget(60, 200)
         ),
-        Task(
-            name="dark_key_door_5x5",
-            description="Dark Key-To-Door 5x5, trials of 25 steps, meta-horizon 200, Transformer",
-            make_env=MakeKeyDoor(5, 25, 200),
-            gin={"Agent.reward_multiplier": 100.0},
-            tstep=dict(n_layers=1, d_hidden=128, d_output=64, normalize_inputs=False),
-            traj=("transformer", dict(d_model=128, d_ff=512, n_layers=2, n_heads=4)),
-            # examples/05_dark_key_door.py's CPU defaults: bilevel epsilon, high early in each
-            # meta-rollout, annealed over 4,000 steps per actor.
+        # examples/05_dark_key_door.py's CPU defaults: bilevel epsilon, high early in each
+        # meta-rollout, annealed over 4,000 steps per actor.
+        _dark_key_door(
+            5,
+            25,
+            200,
             explore=dict(rollout_horizon=200, steps_anneal=4000),
             explore_strategy="bilevel",
-            max_seq_len=200,
-            train_steps=200,
-            val_steps=200,
-            test=Budget(10, 100),
             full=Budget(40, 100),
-            metric=mean_return,
-            threshold=2.0,
             val_interval=2,
-            experiment=dict(traj_save_len=201, learning_rate=3e-4, lr_warmup_steps=100),
+            name="dark_key_door_5x5",
         ),
     ]
     fl = tasks[2]
