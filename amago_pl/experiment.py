@@ -355,7 +355,9 @@ class Experiment:
 
         Returns the metrics and the list of finished episodes. ``save_trajs_to`` writes every test
         trajectory into a store folder (e.g. to build an offline dataset). ``render`` is accepted for
-        compatibility; render through the env's own ``render_mode``.
+        compatibility; render through the env's own ``render_mode``. ``episodes``: stop once every
+        env has finished ``ceil(episodes / parallel_actors)`` episodes and report exactly those, so
+        the average is not biased towards short episodes; ``timesteps`` still caps the rollout.
         """
         from amago_pl.datamodules import TrajectoryStore, TrajectoryWriter
 

@@ -196,6 +196,9 @@ def run_task(
         t0, c0 = time.perf_counter(), time.process_time()
         exp.start()
         exp.trainer.callbacks.append(tracker)
+        if task.val_episodes is not None:
+            val = next(cb for cb in exp.trainer.callbacks if isinstance(cb, EvalCallback))
+            val.episodes = task.val_episodes
         exp.learn()
         train_wall, train_cpu = time.perf_counter() - t0, time.process_time() - c0
         n = task.parallel_actors

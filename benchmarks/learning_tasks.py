@@ -126,6 +126,9 @@ class Task:
     explore_strategy: str = "egreedy"  # a name registered with amago_pl.envs.exploration
     val_interval: int = 1
     test_episodes: int = 64  # episodes of the final evaluate_test
+    # Validate on this many episodes, the same number from each env (``EvalCallback.episodes``),
+    # with ``val_steps`` as the cap; None: every episode that ends within ``val_steps``.
+    val_episodes: int | None = None
 
     def env_steps(self, epochs: int) -> int:
         return epochs * self.parallel_actors * self.train_steps
@@ -207,20 +210,31 @@ def _tasks() -> dict[str, Task]:
             name="frozen_lake",
             description="Meta-Frozen-Lake 4x4, 3 attempts, Transformer",
             make_env=MakeFrozenLake(4, 3),
-            gin={"Agent.reward_multiplier": 100.0, "Agent.tau": 0.004},
+            # tau 0.01 (the original's 700-epoch run used 0.004): with only 1,500 updates the
+            # slower target held the values back, and seeds 3 and 4 learned no in-context
+            # improvement (test 0.98 / 1.08 with 0.004; 1.80 / 1.47 with 0.01).
+            gin={"Agent.reward_multiplier": 100.0, "Agent.tau": 0.01},
             tstep=dict(n_layers=1, d_hidden=128, d_output=64, normalize_inputs=False),
             traj=("transformer", dict(d_model=128, d_ff=512, n_layers=2, n_heads=4)),
-            explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=400),
+            # Epsilon reaches its floor after ~3 meta-episodes per actor (150 steps): annealing over
+            # 400 left the first 8 of 15 epochs mostly random (seed 0: 1.02 -> 1.48).
+            explore=dict(eps_start=1.0, eps_end=0.05, steps_anneal=150),
             max_seq_len=48,
             train_steps=48,
-            val_steps=48,
+            val_steps=8 * 48,  # a cap: the validation ends after 8 meta-episodes per env
+            val_episodes=64,
             test=Budget(15, 100),
             full=Budget(40, 100),
             metric=mean_return,
             threshold=1.2,
-            stop_at=3.0,  # only a perfect validation stops early: 8 val meta-episodes are too noisy
+            # Validation on 64 meta-episodes, 8 per env (not biased towards short ones). The first
+            # validation >= 1.4 overestimated the policy by 0.2-0.4 at test (it is the maximum of
+            # noisy looks), hence the margin over the 1.2 threshold.
+            stop_at=1.4,
             extra_metrics={f"attempt{i}_success": attempt_success(i) for i in (1, 2, 3)},
-            experiment=dict(traj_save_len=49, learning_rate=3e-4, lr_warmup_steps=100),
+            # lr 1e-4 (the original's): with 3e-4 the validation return swung between ~0 and 1.6 from
+            # one epoch to the next, and seeds 3 and 4 stayed below 1.2.
+            experiment=dict(traj_save_len=49, learning_rate=1e-4, lr_warmup_steps=100),
         ),
         Task(
             name="cartpole_ff",

@@ -51,6 +51,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batches_per_epoch", type=int, default=100)
     p.add_argument("--env_mode", default="sync", choices=["sync", "async"])
     p.add_argument("--dloader_workers", type=int, default=0)
+    p.add_argument(
+        "--eps_anneal",
+        type=int,
+        default=150,
+        help="env steps per actor over which epsilon goes 1 -> 0.05; 150 (the test recipe's) is about "
+        "3 meta-episodes of the default lake: scale it with size^2 * k for bigger lakes",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--configs", nargs="*", default=[], help="extra .gin files, applied last")
     p.add_argument("--tiny", action="store_true", help="one tiny epoch (a smoke test)")
@@ -65,7 +72,7 @@ def main() -> None:
     args = parse_args()
     attempt_len = (2 if args.hard_mode else 1) * args.size**2
     horizon = attempt_len * args.k  # the whole meta-episode fits in the context
-    config = {"Agent.reward_multiplier": 100.0, "Agent.tau": 0.004}
+    config = {"Agent.reward_multiplier": 100.0, "Agent.tau": 0.01}  # fast targets for a short run
     tstep = switch_tstep_encoder(config, "ff", n_layers=1, d_hidden=128, d_output=64, normalize_inputs=False)
     if args.seq_model == "transformer":
         w = args.memory_size
@@ -76,7 +83,9 @@ def main() -> None:
         traj = switch_traj_encoder(
             config, args.seq_model, memory_size=args.memory_size, layers=args.memory_layers
         )
-    explore = switch_exploration(config, "egreedy", eps_start=1.0, eps_end=0.05, steps_anneal=400)
+    # A short anneal (about 3 meta-episodes per actor): a longer one left most of the CPU budget's
+    # data random (docs/learning_results.md, Meta-Frozen-Lake, session 4).
+    explore = switch_exploration(config, "egreedy", eps_start=1.0, eps_end=0.05, steps_anneal=args.eps_anneal)
     use_config(config, args.configs)
 
     make_env = MakeLake(args.size, args.k, args.hard_mode, args.recover_mode)
@@ -102,7 +111,7 @@ def main() -> None:
         val_interval=None if args.tiny else 3,
         ckpt_interval=None if args.tiny else 10,
         batch_size=8 if args.tiny else 24,
-        learning_rate=3e-4,
+        learning_rate=1e-4,
         lr_warmup_steps=100,
         dloader_workers=args.dloader_workers,
         log_interval=50,

@@ -44,6 +44,9 @@ class EvalCallback(pl.Callback):
         sample_actions: sample the policy (True) or act greedily.
         stage: "val" runs at the end of each validation epoch, "test" at the end of testing.
         seed: base seed of the eval envs (rank r adds 10_000 * r).
+        episodes: stop early once every env has finished ``ceil(episodes / parallel_actors)``
+            episodes, and report exactly those (the same number from each env, so short episodes
+            are not over-represented). None: every episode that ends within ``timesteps``.
     """
 
     def __init__(

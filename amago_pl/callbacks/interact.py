@@ -89,6 +89,9 @@ def interact(
 ) -> RolloutResult:
     """Step ``envs`` for ``timesteps`` steps per env (or until ``episodes`` episodes finish).
 
+    With ``episodes``, every env contributes its first ``ceil(episodes / num_envs)`` episodes and
+    the rollout ends once each env has: taking the first ``episodes`` to finish overall would
+    over-represent short episodes (on Meta-Frozen-Lake, quick falls into holes), biasing returns.
     ``state`` is updated in place, so collection can continue across epochs with the same memory.
     ``writer`` (a ``TrajectoryWriter``) receives every transition; ``exploration`` perturbs the
     policy's actions (train envs only).
@@ -98,6 +101,7 @@ def interact(
     agent.eval()
     finished: list[EpisodeStat] = []
     dropped = 0
+    quota = None if episodes is None else np.full(envs.num_envs, -(-episodes // envs.num_envs))
     start = time.perf_counter()
     steps = 0
     ctx = autocast or contextlib.nullcontext
@@ -119,7 +123,7 @@ def interact(
             if writer is not None:
                 writer.add(actions, result)
             done = result.done
-            dropped += _account(state, result, finished)
+            dropped += _account(state, result, finished, quota)
             if exploration is not None:
                 exploration.on_episode_end(done)
             if done.any():
@@ -130,15 +134,20 @@ def interact(
             steps += envs.num_envs
             if progress is not None:
                 progress(1)
-            if episodes is not None and len(finished) >= episodes:
+            if quota is not None and not quota.any():
                 break
     finally:
         agent.train(was_training)
     return RolloutResult(finished, steps, time.perf_counter() - start, dropped)
 
 
-def _account(state: RolloutState, result: StepResult, finished: list[EpisodeStat]) -> int:
-    """Update running returns; move ended episodes into ``finished``. Returns #dropped episodes."""
+def _account(
+    state: RolloutState, result: StepResult, finished: list[EpisodeStat], quota: np.ndarray | None = None
+) -> int:
+    """Update running returns; move ended episodes into ``finished``. Returns #dropped episodes.
+
+    ``quota`` (N,) int: episodes each env may still contribute (decremented in place); None = all.
+    """
     state.returns += result.rewards
     state.lengths += 1
     for i, info in enumerate(result.infos):
@@ -148,7 +157,9 @@ def _account(state: RolloutState, result: StepResult, finished: list[EpisodeStat
     for i in np.flatnonzero(result.done):
         if result.dropped[i]:
             dropped += 1  # a crashed env's partial episode is not a real result
-        else:
+        elif quota is None or quota[i] > 0:
+            if quota is not None:
+                quota[i] -= 1
             finished.append(
                 EpisodeStat(
                     result.env_names[i],

