@@ -20,6 +20,12 @@ class PopArtLayer(nn.Module):
     update rescales them so the denormalised outputs do not jump ("preserving outputs precisely").
     Everything runs in fp32, because bf16 cannot hold a second moment of large returns.
 
+    Statistics prior: the starting values (mu=0, nu=init_nu) count as one batch already seen. The
+    bias-corrected rate ``beta / (1 - (1-beta)^(t+1))`` after ``t`` real updates gives the first
+    batch weight ~1/2 and the k-th ~1/(k+1), as in the original, whose counter ``_t`` starts at
+    1 and is incremented before use (amago/nets/actor_critic.py:714 and :747-751 at 2d85600).
+    sigma is ``sqrt(clamp(nu - mu^2, 1e-4, 1e8))``, i.e. within [1e-2, 1e4] (actor_critic.py:720).
+
     This class is gin-configurable (``enabled`` excepted): the Agent builds it as
     ``PopArtLayer(num_gammas, enabled=Agent.popart)`` and ``beta`` and ``init_nu`` keep their
     defaults unless gin binds them (``PopArtLayer.beta = 1e-3``).
@@ -30,7 +36,8 @@ class PopArtLayer(nn.Module):
         beta: EMA rate of the running mean and second moment of the TD targets (bias-corrected
             early on); larger adapts faster. Defaults to 5e-4.
         init_nu: initial second moment; with a zero initial mean the initial sigma is
-            sqrt(init_nu). Defaults to 100.0 (sigma 10).
+            sqrt(init_nu). Defaults to 100.0 (sigma 10). The initial statistics act as one prior
+            batch, so the first real batch only moves them about half-way (see below).
         enabled: False makes every method an identity. Not gin-configurable (denylisted); the
             Agent sets it from ``Agent.popart``. Defaults to True.
     """
@@ -45,11 +52,17 @@ class PopArtLayer(nn.Module):
         self.register_buffer("nu", torch.full((gammas, 1), float(init_nu)))  # (G, 1)
         self.register_buffer("w", torch.ones(gammas, 1))  # (G, 1)
         self.register_buffer("b", torch.zeros(gammas, 1))  # (G, 1)
+        # Number of real updates applied so far (the prior batch is not counted here; it is added
+        # in the rate's exponent). Keeping this name and meaning means state_dicts saved before the
+        # prior was honoured load unchanged; such a checkpoint at t=k simply continues with the
+        # next batch weighted ~1/(k+2) instead of ~1/(k+1).
         self.register_buffer("t", torch.zeros((), dtype=torch.long))
 
     @property
     def sigma(self) -> torch.Tensor:
-        return (self.nu - self.mu.square()).clamp_min(0.0).sqrt().clamp(1e-4, 1e6)  # (G, 1)
+        # The variance is clamped, not sigma: sigma in [1e-2, 1e4] (amago/nets/actor_critic.py:720
+        # at 2d85600; its extra sigma clamp to [1e-4, 1e6] can never bind and is dropped here).
+        return (self.nu - self.mu.square()).clamp(1e-4, 1e8).sqrt()  # (G, 1)
 
     def forward(self, x: torch.Tensor, normalized: bool = True) -> torch.Tensor:
         """x: (..., G, 1) raw critic outputs -> normalised predictions, or values if not ``normalized``."""
@@ -79,7 +92,8 @@ class PopArtLayer(nn.Module):
         batch_mu = x.reshape(-1, G, 1).sum(0) / n  # (G, 1)
         batch_nu = (x * targets.float()).reshape(-1, G, 1).sum(0) / n  # (G, 1)
         self.t += 1
-        beta_t = self.beta / (1.0 - (1.0 - self.beta) ** self.t.item())
+        # t + 1 batches seen, counting the prior (mu=0, nu=init_nu) as the first one.
+        beta_t = self.beta / (1.0 - (1.0 - self.beta) ** (self.t.item() + 1))
         old_mu, old_sigma = self.mu.clone(), self.sigma
         self.mu.mul_(1.0 - beta_t).add_(beta_t * batch_mu)
         self.nu.mul_(1.0 - beta_t).add_(beta_t * batch_nu)

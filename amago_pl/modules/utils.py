@@ -38,10 +38,13 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
 class InputNorm(nn.Module):
     """Running mean / second-moment normaliser over the last dimension.
 
-    The statistics are an EMA whose rate is bias-corrected (``beta / (1 - (1-beta)^t)``), so the
-    first update uses the batch statistics outright instead of being dragged toward the initial
-    values. They change only in training mode and only from real (unmasked) timesteps, so padding
-    never leaks into them. All statistics are buffers and therefore travel with the state_dict.
+    The statistics are an EMA whose rate is bias-corrected, ``beta / (1 - (1-beta)^(t+1))`` after
+    ``t`` real updates: the initial values (mu=0, nu=init_nu) act as one prior batch, so the first
+    batch moves them about half-way and the k-th has weight ~1/(k+1). This follows the original,
+    whose counter ``_t`` starts at 1 and is incremented before use (amago/nets/utils.py:106 and
+    :145-149 at 2d85600). They change only in training mode and only from real (unmasked)
+    timesteps, so padding never leaks into them. All statistics are buffers and therefore travel
+    with the state_dict.
 
     Normalised output: ``(x - mu) / sigma`` with ``sigma = sqrt(nu - mu^2 + 1e-5)`` clamped to
     [1e-3, 1e6]; features whose sigma is at most 0.01 are only centred, and the result is clamped
@@ -55,7 +58,7 @@ class InputNorm(nn.Module):
         beta: EMA rate of the running statistics once the bias correction has worn off; smaller
             is slower. Defaults to 1e-4.
         init_nu: initial value of the running second moment (the initial sigma is about
-            sqrt(init_nu)). Defaults to 1.0.
+            sqrt(init_nu)); it carries the weight of one batch. Defaults to 1.0.
         skip: pass inputs through unchanged (the buffers still exist, for checkpoint
             compatibility). Not gin-configurable (denylisted). Defaults to False.
     """
@@ -67,6 +70,8 @@ class InputNorm(nn.Module):
         self.skip = skip
         self.register_buffer("mu", torch.zeros(dim))
         self.register_buffer("nu", torch.full((dim,), float(init_nu)))
+        # Real updates applied so far; the prior batch is added in the rate's exponent instead, so
+        # the buffer keeps its name and meaning and older state_dicts load unchanged.
         self.register_buffer("t", torch.zeros((), dtype=torch.long))
 
     @property
@@ -96,6 +101,7 @@ class InputNorm(nn.Module):
         if flat.shape[0] == 0:
             return
         self.t += 1
-        beta_t = self.beta / (1.0 - (1.0 - self.beta) ** self.t.item())
+        # t + 1 batches seen, counting the prior (mu=0, nu=init_nu) as the first one.
+        beta_t = self.beta / (1.0 - (1.0 - self.beta) ** (self.t.item() + 1))
         self.mu.mul_(1.0 - beta_t).add_(beta_t * flat.mean(0))
         self.nu.mul_(1.0 - beta_t).add_(beta_t * flat.square().mean(0))

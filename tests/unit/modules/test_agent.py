@@ -56,6 +56,10 @@ def test_batch_not_mutated_and_padding_ignored(cls, space):
     agent = make(cls, space, popart=False)
     batch = batch_for(agent)
     before = copy.deepcopy(batch)
+    # Each training-mode loss also updates the InputNorm statistics; restore them before the second
+    # loss so both see the same normalisation (a repeated batch is not a no-op for the statistics,
+    # whose initial values count as one prior batch).
+    state = copy.deepcopy(agent.state_dict())
     torch.manual_seed(1)
     loss = total(agent, batch)
     for name in ("rl2s", "time_idxs", "rews", "dones", "actions", "mask"):
@@ -71,6 +75,7 @@ def test_batch_not_mutated_and_padding_ignored(cls, space):
     other.rews[tpad] = 1e4
     other.dones[tpad] = True
     other.actions[tpad] = 0.3
+    agent.load_state_dict(state)
     torch.manual_seed(1)
     assert torch.allclose(total(agent, other), loss, atol=1e-5)
 
@@ -116,11 +121,13 @@ def test_td_target_one_step(monkeypatch):
     batch = batch_for(agent)
     batch.dones[0, 2] = True  # a terminal step
     batch.dones[0, 5] = False  # the sequence's last real step is a truncation: must bootstrap
+    # A copy in training mode applies the same single InputNorm update that compute_loss will.
+    ref = copy.deepcopy(agent).train()
     with torch.no_grad():
-        state, _ = agent.traj_encoder(agent.tstep_encoder(batch.obs, batch.rl2s, batch.mask), batch.time_idxs)
-        probs = agent.target_actor(state[:, 1:]).probs.unsqueeze(0)  # (1, B, L-1, G, A)
-        q = agent.target_critics(state[:, 1:], probs)[0]  # (B, L-1, C, G, 1)
-        q = agent.popart(q, normalized=False).min(2).values[..., 0]  # (B, L-1, G)
+        state, _ = ref.traj_encoder(ref.tstep_encoder(batch.obs, batch.rl2s, batch.mask), batch.time_idxs)
+        probs = ref.target_actor(state[:, 1:]).probs.unsqueeze(0)  # (1, B, L-1, G, A)
+        q = ref.target_critics(state[:, 1:], probs)[0]  # (B, L-1, C, G, 1)
+        q = ref.popart(q, normalized=False).min(2).values[..., 0]  # (B, L-1, G)
     expected = 10.0 * batch.rews[..., None] + agent.gammas * (1 - batch.dones.float()[..., None]) * q
     agent.train()
     agent.compute_loss(batch)

@@ -86,10 +86,12 @@ def test_input_norm_uses_only_unmasked_steps():
     mask = torch.ones(2, 6, dtype=torch.bool)
     mask[:, 4:] = False
     norm(padded, mask)
-    # First update is fully bias-corrected: the stats are exactly those of the real rows.
+    # First update blends the prior (mu 0, nu 1, one batch's weight) with the real rows only, at
+    # rate beta / (1 - (1-beta)^2) ~ 1/2 (amago/nets/utils.py:145-152 at 2d85600).
     rows = real[:, :4].reshape(-1, 3)
-    assert torch.allclose(norm.mu, rows.mean(0), atol=1e-5)
-    assert torch.allclose(norm.nu, rows.square().mean(0), atol=1e-4)
+    rate = 1e-4 / (1.0 - (1.0 - 1e-4) ** 2)
+    assert torch.allclose(norm.mu, rate * rows.mean(0), atol=1e-5)
+    assert torch.allclose(norm.nu, (1 - rate) + rate * rows.square().mean(0), atol=1e-4)
     assert int(norm.t) == 1
 
 
