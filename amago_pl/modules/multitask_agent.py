@@ -28,7 +28,10 @@ class MultiTaskAgent(Agent):
     """The AMAGO-2 update: classification (two-hot) critics on raw scaled returns and a filtered-BC actor.
 
     Discrete actions use :class:`DiscreteLikeContinuous` (one-hot actions into an (s, a) critic),
-    so the advantage baseline averages K sampled actions. PopArt statistics are still tracked, but
+    so the advantage baseline averages K sampled actions. Its probabilities are clipped to
+    [``Discrete.clip_prob_low``, ``Discrete.clip_prob_high``] (0.001, 0.99) and renormalised in the
+    loss and in rollouts, as the original's Discrete head does before it is wrapped
+    (amago/agent.py:1313 at 2d85600). PopArt statistics are still tracked, but
     only normalise the optional DPG term.
 
     Same keywords as :class:`Agent`; only the defaults of ``online_coeff``, ``offline_coeff``,

@@ -165,31 +165,55 @@ class Discrete(PolicyOutput):
         return dist.entropy()
 
 
-class _StraightThroughOneHot(pyd.OneHotCategorical):
-    """One-hot categorical whose ``rsample`` is the straight-through Gumbel-softmax estimator."""
+class _ClippedStraightThroughOneHot(pyd.OneHotCategorical):
+    """One-hot categorical over clipped, renormalised probabilities; ``rsample`` is straight-through.
+
+    The original wraps the output of its ``Discrete`` head (probabilities clamped to [low, high]
+    and renormalised by a detached sum, amago/nets/policy_dists.py:288-298 at 2d85600) in a
+    ``OneHotCategorical`` built from those clipped probabilities (policy_dists.py:322). So sampling,
+    entropy, the Gumbel-softmax ``rsample`` and the log-prob values all see the clipped
+    probabilities. As in :class:`_ClippedCategorical`, ``log_prob`` keeps the clipped value but
+    takes the unclipped log-softmax's gradient, so filtered BC can still raise an action that fell
+    under ``low`` (docs/porting.md).
+    """
 
     has_rsample = True
 
-    def __init__(self, logits: torch.Tensor, temperature: float):
-        super().__init__(logits=logits, validate_args=False)
+    def __init__(self, logits: torch.Tensor, low: float, high: float, temperature: float):
+        self.raw_log_probs = F.log_softmax(logits, dim=-1)  # (..., A)
+        probs = self.raw_log_probs.exp().clamp(low, high)
+        probs = probs / probs.sum(-1, keepdim=True).detach()  # (..., A)
+        super().__init__(probs=probs, validate_args=False)
         self.temperature = temperature
 
     def rsample(self, sample_shape: torch.Size | tuple = ()) -> torch.Tensor:
-        logits = self.logits.expand(*sample_shape, *self.logits.shape)
+        # self.logits is log(clipped probs): the original's gumbel_softmax(categorical.logits).
+        logits = self.logits.expand(*sample_shape, *self.logits.shape)  # (*S, ..., A)
         return F.gumbel_softmax(logits, tau=self.temperature, hard=True)  # forward: one-hot
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        clipped = super().log_prob(value)  # (...,)
+        raw = (value * self.raw_log_probs).sum(-1)  # (...,) value is a hard one-hot
+        return clipped.detach() + (raw - raw.detach())  # clipped value, unclipped gradient
 
 
 @gin.configurable
 class DiscreteLikeContinuous(PolicyOutput):
     """Discrete actions as one-hot vectors for (state, action) -> scalar critics (MultiTaskAgent).
 
+    The probabilities are clipped and renormalised exactly as :class:`Discrete` does (the original
+    applies its ``Discrete`` head first and wraps the clipped result, amago/agent.py:1313 at
+    2d85600), in the training loss and in rollout sampling alike. Unless bound here, the bounds are
+    those of ``Discrete`` (so ``Discrete.clip_prob_low = ...`` reaches ``MultiTaskAgent`` as in the
+    original).
+
     Buffer actions reach the critic as hard one-hots: the policy's straight-through samples are
     hard one-hots in the forward pass too, so the critic is trained and queried on the same inputs.
     The log-prob always uses the hard one-hot (the original passed the soft-clipped one and raised
-    a support error, inventory 4.25a). ``MultiTaskAgent`` selects it for Discrete spaces itself.
+    a support error, see docs/porting.md). ``MultiTaskAgent`` selects it for Discrete spaces itself.
 
-    This class is gin-configurable: the actor head builds it as ``DiscreteLikeContinuous(d_action)`` and every
-    keyword keeps its default unless gin binds it.
+    This class is gin-configurable: the actor head builds it as ``DiscreteLikeContinuous(d_action)``
+    and every keyword keeps its default unless gin binds it.
 
     Args:
         d_action: number of actions A. Supplied by the actor head from the action space, not by
@@ -197,24 +221,40 @@ class DiscreteLikeContinuous(PolicyOutput):
         gumbel_softmax_temperature: temperature of the Gumbel-softmax relaxation whose gradient
             the straight-through samples use (lower is closer to a hard argmax, with noisier
             gradients). Defaults to 0.5.
+        clip_prob_low: lower bound on each action's probability. None takes
+            ``Discrete.clip_prob_low`` (0.001 unless gin binds it). Defaults to None.
+        clip_prob_high: upper bound on each action's probability. None takes
+            ``Discrete.clip_prob_high`` (0.99 unless gin binds it). Defaults to None.
     """
 
     discrete = True
     actions_differentiable = True
 
-    def __init__(self, d_action: int, gumbel_softmax_temperature: float = 0.5):
+    def __init__(
+        self,
+        d_action: int,
+        gumbel_softmax_temperature: float = 0.5,
+        clip_prob_low: float | None = None,
+        clip_prob_high: float | None = None,
+    ):
         super().__init__(d_action)
         self.gumbel_softmax_temperature = gumbel_softmax_temperature
+        # Building Discrete through gin picks up any Discrete.clip_prob_* binding.
+        bounds = Discrete(d_action)
+        self.clip_prob_low = bounds.clip_prob_low if clip_prob_low is None else clip_prob_low
+        self.clip_prob_high = bounds.clip_prob_high if clip_prob_high is None else clip_prob_high
 
     @property
     def input_dimension(self) -> int:
         return self.d_action
 
     def __call__(self, params: torch.Tensor) -> pyd.Distribution:
-        return _StraightThroughOneHot(params, self.gumbel_softmax_temperature)
+        return _ClippedStraightThroughOneHot(
+            params, self.clip_prob_low, self.clip_prob_high, self.gumbel_softmax_temperature
+        )
 
     def log_prob(self, dist: pyd.Distribution, actions: torch.Tensor) -> torch.Tensor:
-        hard = F.one_hot(actions.argmax(-1), self.d_action).to(dist.logits.dtype)
+        hard = F.one_hot(actions.argmax(-1), self.d_action).to(dist.probs.dtype)
         return dist.log_prob(hard).unsqueeze(-1)  # (..., 1)
 
     def env_action(self, dist: pyd.Distribution, sample: bool) -> torch.Tensor:

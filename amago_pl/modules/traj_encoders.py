@@ -78,8 +78,8 @@ class TformerTrajEncoder(TrajEncoder):
             ``d_model // n_heads``, which must be even with ``pos_emb="rope"``). Defaults to 8.
         d_ff: hidden width of each layer's feed-forward block. Defaults to 1024.
         n_layers: number of Transformer layers. Defaults to 3.
-        dropout_ff: dropout on the attention output and inside/after the feed-forward block.
-            Defaults to 0.05.
+        dropout_ff: dropout on each layer's feed-forward output (after its second projection,
+            once per layer as in the original). Defaults to 0.05.
         dropout_emb: dropout on the input embedding (after adding the position embedding).
             Defaults to 0.05.
         dropout_attn: dropout on the attention probabilities (passed to ``attention_type``).

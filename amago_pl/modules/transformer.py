@@ -221,7 +221,11 @@ class KVCache:
 class TransformerLayer(nn.Module):
     """Pre-norm block: x + Attn(norm(x)), then x + FF(norm(x)), with optional NormFormer extras
     (a norm after attention, a norm after the first FF layer, learnable per-head output scales;
-    Shleifer et al., 2021, https://arxiv.org/abs/2110.09456)."""
+    Shleifer et al., 2021, https://arxiv.org/abs/2110.09456).
+
+    Dropout per layer, as in the original: ``dropout_qkv`` on the q/k/v projection, the attention
+    kernel's own dropout on the attention probabilities, and ``dropout_ff`` once, on the output of
+    the second feed-forward projection before the residual add."""
 
     def __init__(
         self,
@@ -271,8 +275,10 @@ class TransformerLayer(nn.Module):
         if self.head_scale is not None:
             heads = heads * self.head_scale[:, None]  # (B, L, H, Dh)
         attn = self.norm_attn_out(self.attn_out(heads.reshape(B, L, -1)))  # (B, L, D)
-        x = x + self.dropout(attn)
-        h = self.dropout(self.norm_ff_mid(self.act(self.ff1(self.norm_ff_in(x)))))  # (B, L, d_ff)
+        x = x + attn
+        h = self.norm_ff_mid(self.act(self.ff1(self.norm_ff_in(x))))  # (B, L, d_ff)
+        # dropout_ff acts once per layer, on the second FF projection only, as in the original
+        # (amago/nets/transformer.py:574 at 2d85600); attention output and FF hidden are not dropped.
         return x + self.dropout(self.ff2(h))  # (B, L, D)
 
     def forward(self, x: torch.Tensor, rope_angles=None) -> torch.Tensor:
