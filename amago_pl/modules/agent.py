@@ -319,11 +319,26 @@ class Agent(AgentStepMixin, pl.LightningModule):
 
     # --------------------------------------------------------------- loss-specific hooks
     def edit_actor_mask(self, batch, actor_loss: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Hook: (B, L-1) bool mask of the actor loss elements."""
+        """Hook: which actor-loss elements count toward ``loss_actor`` (amago/agent.py:440 at 2d85600).
+
+        Called after the loss exists; the returned mask (same shape, bool or float weights) only
+        decides which elements the mean covers. ``actor_loss`` is the per-element loss
+        (B, L-1, G, 1), still in the autograd graph; ``mask`` (B, L-1, G, 1) bool marks real
+        transitions and is a fresh tensor (editable in place). The default keeps ``mask``.
+        """
         return mask
 
     def edit_critic_mask(self, batch, critic_loss: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
-        """Hook: (B, L-1) bool mask of the critic loss elements (also used for PopArt statistics)."""
+        """Hook: which critic-loss elements count toward ``loss_critic`` (amago/agent.py:456 at 2d85600).
+
+        Called after the loss exists; the returned mask (same shape, bool or float weights) only
+        decides which elements the mean covers: TD targets and PopArt statistics always use the
+        real transitions. ``critic_loss`` is the per-element loss (B, L-1, C, G, 1) before
+        ``critic_loss_weight``, or None when the critics are not evaluated (``fake_filter`` with
+        ``online_coeff = 0``; the answer is then ignored) or an overridden ``critic_loss`` returns
+        no ``critic_elements``. ``mask`` (B, L-1, C, G, 1) bool marks real transitions and is a
+        fresh tensor. The default keeps ``mask``.
+        """
         return mask
 
     def denormalize_values(self, raw: torch.Tensor) -> torch.Tensor:

@@ -60,7 +60,14 @@ class AgentStepMixin:
     """Mixed into :class:`amago_pl.modules.agent.Agent` (needs its networks and hyperparameters)."""
 
     def compute_loss(self, batch: Batch, diagnostics: bool = False) -> dict[str, torch.Tensor]:
-        """All loss parts (``loss_*``, summed by ``training_step``) and optional diagnostics."""
+        """All loss parts (``loss_*``, summed by ``training_step``) and optional diagnostics.
+
+        Masks follow the original (amago/agent.py:857-890 at 2d85600): the n-step TD target and
+        the PopArt statistics use the real-transition mask; the per-element critic loss
+        (B, L-1, C, G, 1) and actor loss (B, L-1, G, 1) are then handed with that mask, broadcast
+        to their shapes, to ``edit_critic_mask`` / ``edit_actor_mask``, and the masks those return
+        only decide which elements the two means average over.
+        """
         B, L = batch.rl2s.shape[:2]
         G, C, A = len(self.gammas_list), self.num_critics, self.action_dim
         assert L >= 2, "a training sequence needs at least one transition"
@@ -89,8 +96,7 @@ class AgentStepMixin:
         assert logp.shape == (B, L - 1, G, 1)
 
         out: dict[str, torch.Tensor] = {}
-        critic_mask = self.edit_critic_mask(batch, None, tmask)
-        actor_mask = self.edit_actor_mask(batch, None, tmask)
+        critic_elements = None
         need_critic = not (self.fake_filter and self.online_coeff == 0)
         if need_critic:
             # 3. Q(s, a_buffer) with the online critics; Q(s, a~pi) with the frozen copy on detached
@@ -121,16 +127,18 @@ class AgentStepMixin:
                     q_next, self.num_critics_td, use_min=self.online_coeff > 0
                 )
                 assert q_next.shape == (B, L - 1, 1, G, 1)
+                # Real transitions only: the edit_*_mask hooks never reach the target or PopArt.
                 td = losses.nstep_return(
-                    rews, dones, q_next, self.gammas, critic_mask, self.n_step
+                    rews, dones, q_next, self.gammas, tmask, self.n_step
                 )  # (B, L-1, 1, G, 1)
                 # A non-finite target would poison the running statistics for good; the step
                 # itself is skipped in on_before_optimizer_step.
                 if self.training and bool(torch.isfinite(td).all()):
-                    self.popart.update_stats(td, critic_mask)
+                    self.popart.update_stats(td, tmask)
 
-            # 5. Critic loss (after the PopArt update, as in the original).
-            crit = self.critic_loss(q_buf_out, td, critic_mask)
+            # 5. Critic loss (after the PopArt update, as in the original); averaged in step 7.
+            crit = self.critic_loss(q_buf_out, td, tmask)
+            critic_elements = crit.pop("critic_elements", None)  # (B, L-1, C, G, 1)
             out["loss_critic"] = self.critic_loss_weight * crit.pop("loss_critic")
             out.update(crit)
             adv = (q_buf_raw.mean(2) - q_agent_raw.mean(2)).detach()  # (B, L-1, G, 1)
@@ -147,14 +155,18 @@ class AgentStepMixin:
         act = losses.actor_loss(
             logp,
             adv,
-            actor_mask,
+            tmask,
             self.online_coeff,
             self.offline_coeff,
             dpg,
             self.fbc_filter_func,
             self.fake_filter,
         )
+        actor_elements = act.pop("actor_elements")  # (B, L-1, G, 1)
         out.update(act)
+
+        # 7. The user's mask hooks see the per-element losses and only change the averaging.
+        out.update(self._apply_mask_hooks(batch, tmask, actor_elements, critic_elements))
         if diagnostics:
             with torch.no_grad():
                 out.update(
@@ -167,6 +179,31 @@ class AgentStepMixin:
                         td if need_critic else None,
                     )
                 )
+        return out
+
+    def _apply_mask_hooks(
+        self,
+        batch: Batch,
+        tmask: torch.Tensor,
+        actor_elements: torch.Tensor,
+        critic_elements: torch.Tensor | None,
+    ) -> dict[str, torch.Tensor]:
+        """Re-average the losses with the masks the ``edit_*_mask`` hooks return.
+
+        tmask: (B, L-1) bool; actor_elements: (B, L-1, G, 1); critic_elements: (B, L-1, C, G, 1),
+        or None when the critic is not evaluated (the hook is still called, as in the original,
+        and its answer ignored). Returns the re-averaged ``loss_actor`` / ``loss_critic``.
+        """
+        B, T = tmask.shape
+        G, C = len(self.gammas_list), self.num_critics
+        # Copies, not views, so a hook may edit its mask in place.
+        actor_mask = tmask.reshape(B, T, 1, 1).expand(B, T, G, 1).clone()  # (B, L-1, G, 1)
+        critic_mask = tmask.reshape(B, T, 1, 1, 1).expand(B, T, C, G, 1).clone()  # (B, L-1, C, G, 1)
+        actor_mask = self.edit_actor_mask(batch, actor_elements, actor_mask)
+        critic_mask = self.edit_critic_mask(batch, critic_elements, critic_mask)
+        out = {"loss_actor": losses.masked_mean(actor_elements, actor_mask)}
+        if critic_elements is not None:
+            out["loss_critic"] = self.critic_loss_weight * losses.masked_mean(critic_elements, critic_mask)
         return out
 
     def _diagnostics(

@@ -1,9 +1,12 @@
 """The agent's losses as pure functions: tensors in, a dict of named tensors out.
 
 Shapes: B batch, L observation-sequence length (so L-1 transitions), C critics, G gammas, K
-sampled actions, P bins. Masks are (B, L-1) bool: transition t is real iff observation t+1 is.
-Every loss is a mean over the *valid elements* (time x critic x gamma), not per sequence, which
-is what the original's ``masked_avg`` computes (inventory 4.2).
+sampled actions, P bins. Masks are (B, L-1) bool (transition t is real iff observation t+1 is) or
+already broadcast to the loss's full shape. Every loss is a mean over the *valid elements*
+(time x critic x gamma), not per sequence, as the original's ``masked_avg`` computes
+(amago/utils.py:164 at 2d85600). The critic and actor losses also return their per-element
+tensors (``critic_elements``, ``actor_elements``) so the Agent can re-average them with the masks
+its ``edit_*_mask`` hooks return.
 """
 
 from __future__ import annotations
@@ -40,9 +43,18 @@ def binary_filter(adv: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
     This function is gin-configurable: the Agent calls it as ``binary_filter(adv)`` and
     ``threshold`` keeps its default unless gin binds it (``binary_filter.threshold = 0.1``).
 
+    Units of ``adv`` (all filters): the Agent passes ``A = Q(s, a_buffer) - V(s)`` taken from the
+    critics' raw outputs, before PopArt denormalisation, as the original does (amago/agent.py:1039
+    at 2d85600). These units are fixed, not normalised to the current return spread: PopArt's
+    output-preserving update keeps ``sigma * w`` at its initial ``sqrt(PopArtLayer.init_nu)``, so
+    one raw unit is ``sqrt(init_nu)`` units of scaled return (``reward_multiplier`` x env return).
+    With the defaults (``reward_multiplier = 10``, ``init_nu = 100``) that is one unit of env
+    return. With ``Agent.popart = False``, and for ``MultiTaskAgent``'s two-hot critics, ``A`` is
+    in scaled-return units. Thresholds and temperatures therefore scale with the returns.
+
     Args:
-        adv: advantages (B, L-1, G, 1), in the critic's raw value units. Supplied by the Agent's
-            loss, not by gin.
+        adv: advantages (B, L-1, G, 1), in the critic's raw value units (see above). Supplied by
+            the Agent's loss, not by gin.
         threshold: advantages strictly above this value get weight 1. Defaults to 0.0.
 
     Returns:
@@ -68,10 +80,10 @@ def exp_filter(
     keeps its default unless gin binds it (``exp_filter.beta = 0.5``).
 
     Args:
-        adv: advantages (B, L-1, G, 1), in the critic's raw value units. Supplied by the Agent's
-            loss, not by gin.
-        beta: inverse temperature: larger values favour high-advantage actions more sharply.
-            Defaults to 1.0.
+        adv: advantages (B, L-1, G, 1), in the critic's raw value units (see ``binary_filter``;
+            not scale-free). Supplied by the Agent's loss, not by gin.
+        beta: inverse temperature, in 1 / (units of ``adv``): larger values favour high-advantage
+            actions more sharply. Defaults to 1.0.
         clip_adv_low: clamp advantages from below before exponentiating; None for no clamp.
             Defaults to None.
         clip_adv_high: clamp advantages from above before exponentiating; None for no clamp.
@@ -105,42 +117,51 @@ def leaky_relu_filter(
     clip_weights_high: float | None = 10.0,
     add_binary: bool = True,
 ) -> torch.Tensor:
-    """A leaky ramp in A (shifted so that f(0) = target_f0), plus a binary term if ``add_binary``.
+    """A leaky-ReLU ramp in A hinged at ``tau``, clamped, then (optionally) plus a binary bonus.
 
-    Positive advantages grow linearly (gentler than exp); negative ones keep a small weight
-    ``neg_slope`` so the actor still sees some gradient from disapproved actions.
+    Follows the original's ``leaky_relu_filter`` (amago/agent.py:143 at 2d85600)::
 
-    The weight is ``tau * leaky_relu(beta * adv / tau, neg_slope) + target_f0`` (plus
-    ``1[adv > 0]`` when ``add_binary``), clamped to [clip_weights_low, clip_weights_high].
+        w = target_f0 + neg_slope * tau / beta + leaky_relu((A - tau) / beta, neg_slope)
+        w = clamp(w, clip_weights_low, clip_weights_high)
+        w = w + 1[A > 0]            # only if add_binary, after the clamp
+
+    The offset makes ``w(0) = target_f0`` exactly (A = 0 lies below the hinge, on the leaky
+    side). Above ``tau`` the weight grows with slope ``1 / beta`` (gentler than exp); below it
+    with slope ``neg_slope / beta`` until the lower clamp. Because the binary bonus is added after
+    the clamp, positive advantages can reach ``clip_weights_high + 1``. With the defaults,
+    A = 0.5 / 2 / 10 gives about 1.26 / 2.01 / 6.01, and A = -1 gives ``clip_weights_low``.
     Select it with ``Agent.fbc_filter_func = @leaky_relu_filter``.
 
     This function is gin-configurable: the Agent calls it as ``leaky_relu_filter(adv)`` and every
     keyword keeps its default unless gin binds it (``leaky_relu_filter.beta = 1.0``).
 
     Args:
-        adv: advantages (B, L-1, G, 1), in the critic's raw value units. Supplied by the Agent's
-            loss, not by gin.
-        beta: slope of the ramp for positive advantages (negative ones get
-            ``neg_slope * beta``). Defaults to 2.0.
-        tau: scale of the leaky ReLU's input and output. Because the leaky ReLU is piecewise
-            linear through zero, it cancels out of the formula above; kept for compatibility
-            with the original keyword. Defaults to 1e-2.
-        neg_slope: leaky-ReLU slope for negative advantages; their weight falls below
-            ``target_f0`` and is floored at ``clip_weights_low``. Defaults to 0.05.
-        target_f0: the weight at zero advantage (before the binary term). Defaults to 1e-2.
-        clip_weights_low: lower bound on the weights; None for none. Defaults to 1e-7.
-        clip_weights_high: upper bound on the weights; None for none. Defaults to 10.0.
-        add_binary: add 1 to the weight of every positive-advantage action (a binary filter on
-            top of the ramp). Defaults to True.
+        adv: advantages (B, L-1, G, 1), in the critic's raw value units (see ``binary_filter``;
+            not scale-free). Supplied by the Agent's loss, not by gin.
+        beta: temperature: the ramp's slope above ``tau`` is ``1 / beta``, so a larger beta
+            flattens it. Must be positive. Defaults to 2.0.
+        tau: advantage at which the ramp switches from the leaky slope to the main one.
+            Defaults to 1e-2.
+        neg_slope: leaky-ReLU slope (relative to ``1 / beta``) below ``tau``. Defaults to 0.05.
+        target_f0: the weight at zero advantage (before clamping and the binary term).
+            Defaults to 1e-2.
+        clip_weights_low: lower bound on the ramp (applied before the binary term); None for
+            none. Defaults to 1e-7.
+        clip_weights_high: upper bound on the ramp (applied before the binary term); None for
+            none. Defaults to 10.0.
+        add_binary: add ``1[adv > 0]`` after clamping. Defaults to True.
 
     Returns:
         Weights of the same shape as ``adv``.
     """
-    x = beta * adv / tau
-    ramp = tau * F.leaky_relu(x, negative_slope=neg_slope) + target_f0
+    bias = target_f0 + neg_slope * tau / beta  # shifts the ramp so that w(0) = target_f0
+    weights = bias + F.leaky_relu((adv - tau) / beta, negative_slope=neg_slope)
+    if clip_weights_low is not None or clip_weights_high is not None:
+        weights = weights.clamp(clip_weights_low, clip_weights_high)
     if add_binary:
-        ramp = ramp + (adv > 0).to(adv.dtype)
-    return ramp.clamp(clip_weights_low, clip_weights_high)
+        # After the clamp, as in the original: approved actions always weigh at least 1.
+        weights = weights + (adv > 0).to(weights.dtype)
+    return weights
 
 
 # ---------------------------------------------------------------------------- TD target
@@ -172,8 +193,11 @@ def nstep_return(
 
     rewards, dones: (B, L-1, 1, G, 1) (scaled rewards; dones = terminated only, so truncated
     episodes bootstrap); next_values: (B, L-1, 1, G, 1), entry t = V(s_{t+1}); gammas (G,);
-    mask (B, L-1). Target_t = sum_{i<m} g^i r_{t+i} + g^m V(s_{t+m}) with m = min(n, steps left),
-    and every term after a terminal step is zeroed. n=1 gives r + g (1 - d) V(s').
+    mask (B, L-1) of real transitions (never the edited loss masks). Target_t =
+    sum_{i<m} g^i r_{t+i} + g^m V(s_{t+m}) with m = min(n, real steps left), and every term after a
+    terminal step is zeroed. n=1 gives r + g (1 - d) V(s'). The sum stops at the first invalid
+    step, as the original's ``nstep_return`` does (amago/agent.py:208 at 2d85600): a hole in
+    ``mask`` ends the return there instead of being skipped over.
     """
     T = rewards.shape[1]
     gam = gammas.to(torch.float32).reshape(1, 1, 1, -1, 1)
@@ -187,8 +211,10 @@ def nstep_return(
         # Entry t becomes x[t + i]; positions beyond the sequence read zeros (= invalid).
         return x if i == 0 else F.pad(x[:, i:], (0, 0, 0, 0, 0, 0, 0, i))
 
+    alive = torch.ones_like(rewards)  # 1 while every step t..t+i has been valid
     for i in range(min(n_step, T)):
-        v_i = shift(valid, i)
+        alive = alive * shift(valid, i)
+        v_i = alive
         ret = ret + v_i * disc * shift(rewards, i)
         disc_next = disc * gam * (1.0 - shift(dones, i))
         boot = torch.where(v_i > 0, disc_next * shift(next_values, i), boot)
@@ -202,23 +228,29 @@ def nstep_return(
 def critic_loss_mse(
     q_pred: torch.Tensor, td_target: torch.Tensor, mask: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """q_pred: (B, L-1, C, G, 1) PopArt-normalised predictions; td_target: (B, L-1, 1, G, 1) normalised."""
+    """q_pred: (B, L-1, C, G, 1) PopArt-normalised predictions; td_target: (B, L-1, 1, G, 1) normalised.
+
+    Returns ``loss_critic`` (masked mean) and ``critic_elements`` (B, L-1, C, G, 1), unmasked.
+    """
     assert q_pred.dim() == 5 and td_target.shape[2] == 1, (q_pred.shape, td_target.shape)
     err = (q_pred.float() - td_target.detach().float()).square()  # (B, L-1, C, G, 1)
     assert err.shape == q_pred.shape
-    return {"loss_critic": masked_mean(err, mask)}
+    return {"loss_critic": masked_mean(err, mask), "critic_elements": err}
 
 
 def critic_loss_twohot(
     logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """logits: (B, L-1, C, G, P); labels: (B, L-1, 1, G, P) target bin probabilities (two-hot/HL-Gauss)."""
+    """logits: (B, L-1, C, G, P); labels: (B, L-1, 1, G, P) target bin probabilities (two-hot/HL-Gauss).
+
+    Returns ``loss_critic`` (masked mean) and ``critic_elements`` (B, L-1, C, G, 1), unmasked.
+    """
     assert logits.dim() == 5 and labels.shape[2] == 1 and labels.shape[-1] == logits.shape[-1]
     ce = -(labels.detach().float() * F.log_softmax(logits.float(), dim=-1)).sum(
         -1, keepdim=True
     )  # (B, L-1, C, G, 1)
     assert ce.shape == (*logits.shape[:-1], 1)
-    return {"loss_critic": masked_mean(ce, mask)}
+    return {"loss_critic": masked_mean(ce, mask), "critic_elements": ce}
 
 
 # -------------------------------------------------------------------------------- actor
@@ -239,6 +271,8 @@ def actor_loss(
     logp_buffer: (B, L-1, G, 1) log pi(a_buffer | s); advantage: (B, L-1, G, 1) (no grad);
     dpg_value: (B, L-1, G, 1) normalised min_C Q(s, a~pi), differentiable w.r.t. the actor only
     (needed when online_coeff > 0). No entropy term: exploration comes from the wrappers.
+    Returns ``loss_actor`` (masked mean), ``actor_elements`` (B, L-1, G, 1, unmasked) and
+    diagnostics (masked means, detached).
     """
     assert logp_buffer.dim() == 4 and logp_buffer.shape == advantage.shape, (
         logp_buffer.shape,
@@ -263,4 +297,5 @@ def actor_loss(
         out["logp_buffer_mean"] = masked_mean(logp_buffer, mask).detach()
     assert loss.shape == logp_buffer.shape
     out["loss_actor"] = masked_mean(loss, mask)
+    out["actor_elements"] = loss
     return out
