@@ -124,6 +124,10 @@ class RunSettings:
         traj_save_len: trajectory file length; stagger_traj_file_lengths randomises it by +-max_seq_len.
         exploration: "egreedy", "bilevel" or None (keywords from gin).
         ckpt_interval: epochs between kept checkpoints (last.ckpt is always written).
+        seed: env and rollout seed. None takes ``seed_everything``'s value, which LightningCLI
+            draws fresh when it is not given (``seed_everything: true``, the default): repeated
+            runs are then independent, the seed is recorded in config.txt and the checkpoints, and
+            ``--ckpt_path`` resumes with the recorded one.
     """
 
     run_dir: str = "runs/amago_pl"
@@ -138,8 +142,12 @@ class RunSettings:
     sample_actions_val: bool = True
     start_collecting_at_epoch: int = 0
     ckpt_interval: int | None = 50
-    seed: int = 0
+    seed: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+# config.txt is gin, so the CLI's seed goes in as a comment (config.yaml holds seed_everything).
+_SEED_LINE = "# run.seed = {seed}  (amago-pl fit ... --run.seed {seed} --seed_everything {seed})"
 
 
 class AmagoCLI(LightningCLI):
@@ -148,6 +156,34 @@ class AmagoCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 - jsonargparse parser
         parser.add_class_arguments(RunSettings, "run")
         parser.link_arguments("model.max_seq_len", "data.max_seq_len")
+
+    def _set_seed(self) -> None:
+        """LightningCLI's seeding, with a fresh seed when it would pick one at random.
+
+        Its own pick reuses ``PL_GLOBAL_SEED`` left in the environment by an earlier run in this
+        process (or the global RNG that run seeded), so a loop of ``run(...)`` trials would repeat
+        one run; ``draw_seed`` reads the OS instead. Whether the seed was drawn decides whether a
+        resume takes the checkpoint's seed (see ``RunSeedCallback``).
+        """
+        from amago_pl.callbacks.seeding import draw_seed
+
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        self._seed_drawn = self._get(self.config, "seed_everything") is True
+        if self._seed_drawn:
+            cfg["seed_everything"] = draw_seed()
+        super()._set_seed()
+
+    def run_seed(self) -> tuple[int, bool]:
+        """The run's seed and whether it was drawn (nobody gave ``run.seed`` or ``seed_everything``)."""
+        from amago_pl.callbacks.seeding import draw_seed
+
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        if cfg["run"]["seed"] is not None:
+            return int(cfg["run"]["seed"]), False
+        everything = self._get(self.config, "seed_everything")
+        if isinstance(everything, int) and not isinstance(everything, bool):
+            return everything, getattr(self, "_seed_drawn", False)
+        return draw_seed(), True  # seed_everything: false
 
     def before_instantiate_classes(self) -> None:
         """Check every setting (and the gin.REQUIRED keywords) before any env or model is built."""
@@ -163,10 +199,12 @@ class AmagoCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         from amago_pl.callbacks import ConfigLoggingCallback, EvalCallback, RolloutCallback, SummaryCallback
+        from amago_pl.callbacks.seeding import RunSeedCallback
         from amago_pl.envs.exploration import get_exploration_cls
 
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         run, model = cfg["run"], cfg["model"]
+        seed, seed_drawn = self.run_seed()
         make_env = _EnvFactory(model["env"], model["env_kwargs"])
         run_dir = Path(run["run_dir"])
         callbacks: list[pl.Callback] = [
@@ -183,7 +221,7 @@ class AmagoCLI(LightningCLI):
                 if run["exploration"]
                 else None,
                 sample_actions=run["sample_actions_train"],
-                seed=run["seed"],
+                seed=seed,
             )
         ]
         if run["val_timesteps"] > 0:
@@ -195,7 +233,7 @@ class AmagoCLI(LightningCLI):
                     env_mode=run["env_mode"],
                     sample_actions=run["sample_actions_val"],
                     stage="test" if self.subcommand == "test" else "val",
-                    seed=run["seed"] + 1_000_000,
+                    seed=seed + 1_000_000,
                 )
             )
         callbacks += [
@@ -210,6 +248,8 @@ class AmagoCLI(LightningCLI):
                 enable_version_counter=False,
             ),
             ConfigLoggingCallback(run_dir),
+            # After ConfigLoggingCallback, whose config.txt it records the seed in.
+            RunSeedCallback(seed, seed_drawn, run_dir, config_template=_SEED_LINE),
             SummaryCallback(run_dir, title=model["env"]),
         ]
         trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}

@@ -23,6 +23,7 @@ from amago_pl.callbacks import (
 from amago_pl.callbacks.checkpoint_io import with_atomic_checkpoints
 from amago_pl.callbacks.interact import EpisodeStat
 from amago_pl.callbacks.rollout import log_to_loggers
+from amago_pl.callbacks.seeding import draw_seed
 from amago_pl.envs import EpsilonGreedy
 from amago_pl.experiment_utils import (
     build_callbacks,
@@ -175,8 +176,10 @@ class Experiment:
     amago_pl additions:
 
     Args:
-        seed: global seed (``seed_everything``); envs are seeded from it too (training, validation
-            and test envs with different offsets). Defaults to 0.
+        seed: global seed (``seed_everything``) and base of the env seeds (per rank: see
+            ``amago_pl.callbacks.seeding``). None draws a fresh one, so repeated runs are
+            independent as in the original; it is written to config.txt and the checkpoints, and
+            a resume (``load_checkpoint``) continues with it. Defaults to None.
         accelerator: Lightning accelerator ("auto", "cpu", "gpu", ...). Defaults to "auto".
         devices: Lightning ``devices`` (a count, "auto", or a list of device ids). Defaults to 1.
         strategy: Lightning strategy ("auto", "ddp", ...). Defaults to "auto".
@@ -239,7 +242,7 @@ class Experiment:
     l2_coeff: float = 1e-3
     mixed_precision: str = "no"
     # amago_pl additions
-    seed: int = 0
+    seed: int | None = None
     accelerator: str = "auto"
     devices: int | str | list[int] = 1
     strategy: str = "auto"
@@ -248,6 +251,10 @@ class Experiment:
     trainer_kwargs: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        # Drawn here, once, so that start(), the callbacks and evaluate_test all see one seed.
+        self.seed_drawn = self.seed is None
+        if self.seed is None:
+            self.seed = draw_seed()
         validate_experiment(self)
         self.agent = None
         self.trainer: pl.Trainer | None = None
@@ -402,8 +409,9 @@ class Experiment:
         """Resume from the checkpoint saved after ``epoch`` (or "last").
 
         ``resume_training_state=True`` restores everything at the next ``learn()`` (weights,
-        optimizer, LR schedule, counters, exploration, RNG). False loads the weights only
-        (fine-tuning or evaluation in a new run).
+        optimizer, LR schedule, counters, exploration, RNG), and an Experiment created without a
+        seed takes the seed recorded in the checkpoint. False loads the weights only (fine-tuning
+        or evaluation in a new run, which keeps its own seed).
         """
         self.load_checkpoint_from_path(self.checkpoint_path(epoch), resume_training_state)
 

@@ -18,6 +18,7 @@ from amago_pl.callbacks import (
     RolloutCallback,
     SummaryCallback,
 )
+from amago_pl.callbacks.seeding import RunSeedCallback
 from amago_pl.envs import make_parallel_envs
 
 _PRECISIONS = {"no": "32-true", "fp16": "16-mixed", "bf16": "bf16-mixed"}
@@ -50,6 +51,9 @@ def validate_experiment(exp: Any) -> None:
             f"traj_save_len={exp.traj_save_len} < max_seq_len={exp.max_seq_len}: files would be shorter than "
             "a training window; raise traj_save_len (or lower max_seq_len)"
         )
+    if isinstance(exp.seed, bool) or not isinstance(exp.seed, int) or not 0 <= exp.seed < 2**32:
+        # seed_everything silently swaps an out-of-range seed for a random one.
+        problems.append(f"seed={exp.seed!r} must be an integer in [0, 2**32) or None (draw one)")
     if exp.env_mode not in ("async", "sync", "already_vectorized"):
         problems.append(f"env_mode={exp.env_mode!r}: use 'async', 'sync' or 'already_vectorized'")
     if exp.save_trajs_as not in ("npz", "npz-compressed"):
@@ -153,6 +157,8 @@ def describe_run(exp: Any, obs_space: gym.Space, action_space: gym.Space) -> str
         f"{exp.max_seq_len} steps",
         f"  devices:    accelerator={exp.accelerator} devices={exp.devices} strategy={exp.strategy} "
         f"precision={precision_from_mixed(exp.mixed_precision)}",
+        f"  seed:       {exp.seed}"
+        + (f" (drawn: pass seed={exp.seed} to repeat this run)" if getattr(exp, "seed_drawn", False) else ""),
         "=" * 72,
     ]
     return "\n".join(lines)
@@ -324,5 +330,7 @@ def build_callbacks(exp: Any) -> list[pl.Callback]:
             )
         )
     callbacks.append(ConfigLoggingCallback(run_dir))
+    # After ConfigLoggingCallback: it records the seed in the config.txt that one writes.
+    callbacks.append(RunSeedCallback(exp.seed, getattr(exp, "seed_drawn", False), run_dir, owner=exp))
     callbacks.append(SummaryCallback(run_dir, title=exp.run_name, verbose=exp.verbose))
     return callbacks

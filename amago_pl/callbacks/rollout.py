@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from amago_pl.callbacks.interact import RolloutState, fresh_state, interact, summarize_episodes
+from amago_pl.callbacks.seeding import rollout_seed, seed_global_rngs
 from amago_pl.envs import make_parallel_envs
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,9 @@ class RolloutCallback(pl.Callback):
         sample_actions: sample the policy (True) or act greedily.
         save_trajs_as: "npz" or "npz-compressed".
         force_reset_train_envs_every: reset every env and the memory every N epochs (None: never).
-        seed: base seed; rank r uses ``seed + 10_000 * r`` for its envs.
+        seed: base seed; the envs of rank r use ``rollout_seed(seed, r, epoch)`` (``seed`` itself
+            for rank 0 of a fresh run) plus the actor index. Under DDP the same number also
+            seeds each rank's global RNGs, so ranks sample different actions.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class RolloutCallback(pl.Callback):
         self.force_reset_every = force_reset_train_envs_every
         self.mp_context = async_env_mp_context
         self.seed = seed
+        self.env_seed: int | None = None  # this process's rollout seed, set when the envs are built
         self.verbose = verbose
         # Checkpointed state.
         self.local_frames = 0  # env steps taken by this process
@@ -128,10 +132,17 @@ class RolloutCallback(pl.Callback):
     def _build(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         from amago_pl.datamodules import TrajectoryWriter
 
-        rank, _ = world_info(trainer)
+        rank, world_size = world_info(trainer)
         # A resumed run starts at a later epoch: mixing it in gives the envs fresh episodes instead
         # of replaying the ones the first launch began with (a fresh run is unchanged: epoch 0).
-        rank_seed = self.seed + 10_000 * rank + 1_000_003 * trainer.current_epoch
+        rank_seed = rollout_seed(self.seed, rank, trainer.current_epoch)
+        self.env_seed = rank_seed
+        if world_size > 1:
+            # Every rank seeded its global RNGs with the same run seed (and torch starts from one
+            # fixed seed when nobody seeds it), so without this all ranks would sample the same
+            # actions and store near-identical data. Rank 0 of a resumed run then gets the
+            # checkpoint's generators back in _apply_restored.
+            seed_global_rngs(rank_seed)
         self.envs = make_parallel_envs(
             self.make_env,
             self.parallel_actors,

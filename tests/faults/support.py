@@ -126,6 +126,7 @@ def tiny_experiment(tmp_path: Path, make_env: Any = None, agent_type: Any = None
         log_interval=1,
         verbose=False,
         traj_save_len=HORIZON + 1,
+        seed=0,  # repeatable (an Experiment without a seed draws a fresh one)
     )
     kwargs.update(overrides)
     return Experiment(**kwargs)
