@@ -7,6 +7,10 @@ docs/porting.md for the module map.
 import importlib
 from typing import Any
 
+from amago_pl import compat
+
+compat.install()  # old module paths and gin keys keep resolving (amago_pl/compat.py)
+
 # Public names and the module defining each. Imported lazily (PEP 562) so that `import amago_pl`
 # stays cheap in env worker processes, which only need the env layer.
 _EXPORTS = {
@@ -20,19 +24,26 @@ _EXPORTS = {
     "Experiment": "amago_pl.experiment",
     "Agent": "amago_pl.modules.agent",
     "MultiTaskAgent": "amago_pl.modules.agent",
-    "FFTrajEncoder": "amago_pl.modules.traj_encoders",
-    "GRUTrajEncoder": "amago_pl.modules.traj_encoders",
-    "IdentityTrajEncoder": "amago_pl.modules.traj_encoders",
-    "MambaTrajEncoder": "amago_pl.modules.traj_encoders",
-    "TformerTrajEncoder": "amago_pl.modules.traj_encoders",
-    "CNNTstepEncoder": "amago_pl.modules.tstep_encoders",
-    "FFTstepEncoder": "amago_pl.modules.tstep_encoders",
+    "FFTrajEncoder": "amago_pl.nets.traj_encoders",
+    "GRUTrajEncoder": "amago_pl.nets.traj_encoders",
+    "IdentityTrajEncoder": "amago_pl.nets.traj_encoders",
+    "MambaTrajEncoder": "amago_pl.nets.traj_encoders",
+    "TformerTrajEncoder": "amago_pl.nets.traj_encoders",
+    "CNNTstepEncoder": "amago_pl.nets.tstep_encoders",
+    "FFTstepEncoder": "amago_pl.nets.tstep_encoders",
 }
+
+
+# Subpackages reachable as attributes after a bare `import amago_pl` (as in the original).
+_SUBMODULES = {"nets", "modules", "envs", "datamodules", "callbacks", "run", "testing", "cli_utils",
+               "experiment", "types", "compat"}  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"amago_pl.{name}")
     raise AttributeError(f"module 'amago_pl' has no attribute {name!r}")
 
 

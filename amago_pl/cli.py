@@ -22,9 +22,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from amago_pl.callbacks.checkpoint_io import with_atomic_checkpoints
-from amago_pl.cli_checks import cli_build_roots, validate_cli_settings
 from amago_pl.cli_utils import check_binding_types, parse_gin, register_all_configurables
-from amago_pl.experiment_utils import check_required_bindings
+from amago_pl.run.build import check_required_bindings
+from amago_pl.run.settings import cli_build_roots, validate_cli_settings
 
 
 def amago_agent(
@@ -53,9 +53,9 @@ def amago_agent(
         lr_warmup_steps: optimizer steps of linear learning-rate warmup.
         l2_coeff: AdamW weight decay.
     """
-    from amago_pl.experiment_utils import probe_spaces
     from amago_pl.modules.agent import get_agent_cls
-    from amago_pl.modules.registry import get_traj_encoder_cls, get_tstep_encoder_cls
+    from amago_pl.nets.registry import get_traj_encoder_cls, get_tstep_encoder_cls
+    from amago_pl.run.build import probe_spaces
 
     obs_space, rl2_space, action_space = probe_spaces(_EnvFactory(env, env_kwargs), "sync", 1)
     return get_agent_cls(agent)(

@@ -15,29 +15,27 @@ from typing import Any
 
 import gin
 
-# Porting from the original: its gin paths name modules that moved (see docs/porting.md).
-_PATH_RENAMES = (
-    ("amago.nets.", "amago_pl.modules."),
-    ("amago_pl.nets.", "amago_pl.modules."),
-    ("amago.agent.", "amago_pl.modules.agent."),
-    ("amago.envs.", "amago_pl.envs."),
-    # These modules were split by concept; the short class name resolves uniquely.
-    ("amago.loading.", ""),
-    ("amago.hindsight.", ""),
-    ("amago.experiment.", "amago_pl.experiment."),
-)
+from amago_pl import compat
+
+# The original split these modules' classes over several of ours; their short class names resolve
+# uniquely, so the module part is dropped.
+_SHORT_NAME_MODULES = ("amago.loading.", "amago.hindsight.", "amago_pl.loading.", "amago_pl.hindsight.")
 
 _CONFIGURABLE_MODULES = (
-    "amago_pl.modules.tstep_encoders",
-    "amago_pl.modules.traj_encoders",
-    "amago_pl.modules.transformer",
-    "amago_pl.modules.cnn",
-    "amago_pl.modules.ff",
-    "amago_pl.modules.utils",
-    "amago_pl.modules.actor_critic",
-    "amago_pl.modules.policy_dists",
+    "amago_pl.nets.tstep_encoders",
+    "amago_pl.nets.traj_encoders",
+    "amago_pl.nets.transformer",
+    "amago_pl.nets.cnn",
+    "amago_pl.nets.ff",
+    "amago_pl.nets.utils",
+    "amago_pl.nets.actor_critic",
+    "amago_pl.nets.critics",
+    "amago_pl.nets.attention",
+    "amago_pl.nets.popart",
+    "amago_pl.nets.policy_dists",
     "amago_pl.modules.losses",
     "amago_pl.modules.agent",
+    "amago_pl.modules.multitask_agent",
     "amago_pl.envs",
     "amago_pl.envs.builtin",
     "amago_pl.datamodules",
@@ -56,11 +54,14 @@ def register_all_configurables() -> None:
 
 
 def port_binding_name(name: str) -> str:
-    """Rewrite an original ``amago.*`` (or ``amago_pl.nets.*``) gin path to its amago_pl module."""
-    for old, new in _PATH_RENAMES:
+    """An original ``amago.*`` or an earlier amago_pl layout's gin path -> its current spelling
+    (the alias table of ``amago_pl/compat.py``); current names pass unchanged."""
+    for old in _SHORT_NAME_MODULES:
         if name.startswith(old):
-            return new + name[len(old) :]
-    return name
+            return name[len(old) :]
+    if name.startswith("amago."):
+        name = "amago_pl." + name[len("amago.") :]
+    return compat.rewrite_gin_key(name)
 
 
 def _known_binding_names() -> list[str]:
@@ -190,7 +191,7 @@ def _write(config: dict[str, Any], cls: type, kwargs: dict[str, Any]) -> None:
 
 def switch_tstep_encoder(config: dict[str, Any], arch: str, **kwargs: Any) -> type:
     """Select a timestep encoder by name ("ff", "cnn", ...) and set its keywords."""
-    from amago_pl.modules.registry import get_tstep_encoder_cls
+    from amago_pl.nets.registry import get_tstep_encoder_cls
 
     cls = get_tstep_encoder_cls(arch)
     _write(config, cls, kwargs)
@@ -214,7 +215,7 @@ def switch_traj_encoder(
     (d_model, and d_ff = 4 * memory_size for the Transformer; d_hidden and d_output for the GRU) and
     the number of layers.
     """
-    from amago_pl.modules.registry import get_traj_encoder_cls
+    from amago_pl.nets.registry import get_traj_encoder_cls
 
     cls = get_traj_encoder_cls(arch)
     shortcut: dict[str, Any] = {}

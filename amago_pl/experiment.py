@@ -25,7 +25,7 @@ from amago_pl.callbacks.interact import EpisodeStat
 from amago_pl.callbacks.rollout import log_to_loggers
 from amago_pl.callbacks.seeding import draw_seed
 from amago_pl.envs import EpsilonGreedy
-from amago_pl.experiment_utils import (
+from amago_pl.run.build import (
     build_callbacks,
     build_loggers,
     check_required_bindings,
@@ -416,7 +416,7 @@ class Experiment:
         self.load_checkpoint_from_path(self.checkpoint_path(epoch), resume_training_state)
 
     def load_checkpoint_from_path(self, path: str | os.PathLike, resume_training_state: bool = True) -> None:
-        from amago_pl.experiment_utils import load_weights_only
+        from amago_pl.run.build import load_weights_only
 
         path = Path(path)
         if not path.exists():

@@ -42,10 +42,10 @@ def build(seq: int, attention: str):
     import torch.nn.functional as F
 
     from amago_pl.modules.agent import Agent
-    from amago_pl.modules.agent_testing import spaces_for, synthetic_batch
-    from amago_pl.modules.attention import FlashAttention, FlexAttention, SelfAttention
-    from amago_pl.modules.traj_encoders import TformerTrajEncoder
-    from amago_pl.modules.tstep_encoders import FFTstepEncoder
+    from amago_pl.nets.attention import FlashAttention, FlexAttention, SelfAttention
+    from amago_pl.nets.traj_encoders import TformerTrajEncoder
+    from amago_pl.nets.tstep_encoders import FFTstepEncoder
+    from amago_pl.testing.batches import spaces_for, synthetic_batch
 
     class SDPAAttention(SelfAttention):
         """torch SDPA with its fused causal path, whatever else is installed."""
@@ -143,7 +143,7 @@ def main() -> None:
     )
     print("| seq | attention | updates/s | tokens/s | achieved TFLOP/s | MFU | peak memory (GiB) |")
     print("|---:|---|---:|---:|---:|---:|---:|")
-    from amago_pl.modules import attention as attn_mod
+    from amago_pl.nets import attention as attn_mod
 
     for seq in args.seq:
         for kernel in args.attention:

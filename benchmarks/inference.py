@@ -18,8 +18,8 @@ from collections.abc import Callable
 import gin
 import torch
 
-from amago_pl.modules.traj_encoders import TformerTrajEncoder
-from amago_pl.modules.transformer import FlashAttention, SlidingWindowFlexAttention
+from amago_pl.nets.traj_encoders import TformerTrajEncoder
+from amago_pl.nets.transformer import FlashAttention, SlidingWindowFlexAttention
 
 TSTEP_DIM = 256  # FFTstepEncoder's default output width
 

@@ -53,14 +53,14 @@ def build(seq: int, model: str = "small", compile_training: bool = False):
     import torch
 
     from amago_pl.modules.agent import Agent
-    from amago_pl.modules.agent_testing import SyntheticBatches, spaces_for
-    from amago_pl.modules.traj_encoders import TformerTrajEncoder
-    from amago_pl.modules.tstep_encoders import FFTstepEncoder
+    from amago_pl.nets.traj_encoders import TformerTrajEncoder
+    from amago_pl.nets.tstep_encoders import FFTstepEncoder
+    from amago_pl.testing.batches import SyntheticBatches, spaces_for
 
     with gin.unlock_config():
         for k, v in MODELS[model].items():
             gin.bind_parameter(f"TformerTrajEncoder.{k}", v)
-        gin.bind_parameter("amago_pl.modules.transformer.Transformer.compile_training", compile_training)
+        gin.bind_parameter("amago_pl.nets.transformer.Transformer.compile_training", compile_training)
     torch.manual_seed(0)
     space = gym.spaces.Discrete(N_ACTIONS)
     obs_space, rl2_space = spaces_for(OBS_DIM, space)
@@ -110,7 +110,7 @@ def make_variant(name: str, seq: int, model: str) -> PlainLoop:
 def run_interleaved(model: str, seq: int, warmup: int, steps: int, variants: list[str]) -> dict:
     import lightning.pytorch as pl
 
-    from amago_pl.modules.agent_testing import batch_loader
+    from amago_pl.testing.batches import batch_loader
 
     others = {v: make_variant(v, seq, model) for v in variants if v != "lightning"}
     durations: dict[str, list[float]] = {v: [] for v in variants}

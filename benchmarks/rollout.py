@@ -55,8 +55,8 @@ def build_agent(envs, policy: str, context: int):
     import torch
 
     from amago_pl.modules.agent import Agent
-    from amago_pl.modules.traj_encoders import FFTrajEncoder, GRUTrajEncoder, TformerTrajEncoder
-    from amago_pl.modules.tstep_encoders import FFTstepEncoder
+    from amago_pl.nets.traj_encoders import FFTrajEncoder, GRUTrajEncoder, TformerTrajEncoder
+    from amago_pl.nets.tstep_encoders import FFTstepEncoder
 
     gin.clear_config()
     bindings = {

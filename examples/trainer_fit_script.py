@@ -21,8 +21,8 @@ from amago_pl.datamodules import DiskTrajDataset
 from amago_pl.envs import AMAGOEnv, EpsilonGreedy
 from amago_pl.envs.builtin.tmaze import TMazeAltPassive
 from amago_pl.modules.agent import Agent
-from amago_pl.modules.traj_encoders import TformerTrajEncoder
-from amago_pl.modules.tstep_encoders import FFTstepEncoder
+from amago_pl.nets.traj_encoders import TformerTrajEncoder
+from amago_pl.nets.tstep_encoders import FFTstepEncoder
 
 GIN = """
 Agent.reward_multiplier = 100.0

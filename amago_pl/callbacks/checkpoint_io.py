@@ -31,7 +31,7 @@ import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from amago_pl.modules.ckpt_compat import VERSION_KEY, amago_pl_version
+from amago_pl.modules.checkpoint import VERSION_KEY, amago_pl_version
 
 log = logging.getLogger(__name__)
 

@@ -49,6 +49,8 @@ class EvalCallback(pl.Callback):
             are not over-represented). None: every episode that ends within ``timesteps``.
     """
 
+    follows_run_seed = True  # RunSeedCallback moves ``seed`` when the run seed changes
+
     def __init__(
         self,
         make_env: Callable | Sequence[Callable],

@@ -53,6 +53,8 @@ class RolloutCallback(pl.Callback):
             seeds each rank's global RNGs, so ranks sample different actions.
     """
 
+    follows_run_seed = True  # RunSeedCallback moves ``seed`` when the run seed changes
+
     def __init__(
         self,
         make_env: Callable | Sequence[Callable],

@@ -63,11 +63,9 @@ def seed_global_rngs(seed: int) -> None:
 def _shift_callback_seeds(trainer: pl.Trainer, old: int, new: int) -> None:
     """Move the rollout and evaluation callbacks from seed ``old`` to ``new``, keeping their offsets
     (evaluation envs use ``seed + 1_000_000``)."""
-    from amago_pl.callbacks.evaluation import EvalCallback
-    from amago_pl.callbacks.rollout import RolloutCallback
-
+    # Duck-typed (``follows_run_seed``) so this module needs no import of the callbacks it moves.
     for cb in trainer.callbacks:
-        if isinstance(cb, (RolloutCallback, EvalCallback)):
+        if getattr(cb, "follows_run_seed", False):
             cb.seed = cb.seed - old + new
 
 

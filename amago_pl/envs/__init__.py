@@ -15,10 +15,12 @@ from amago_pl.envs.exploration import (
     list_registered_explorations,
     register_exploration,
 )
-from amago_pl.envs.vector import ParallelEnvs, SyncParallelEnvs, make_parallel_envs
+from amago_pl.envs.parallel import MODES, make_parallel_envs
+from amago_pl.envs.vector import ParallelEnvs, SyncParallelEnvs
 
 __all__ = [
     "LOG_METRIC_PREFIX",
+    "MODES",
     "AMAGOEnv",
     "AMAGOVectorEnv",
     "ActionAdapter",

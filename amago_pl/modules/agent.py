@@ -19,12 +19,13 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from amago_pl import compat
 from amago_pl.modules import losses
-from amago_pl.modules.actor_critic import Actor, NCritics
 from amago_pl.modules.agent_step import SKIPPED_STEPS_CKPT_KEY, AgentStepMixin
-from amago_pl.modules.popart import PopArtLayer
-from amago_pl.modules.traj_encoders import TrajEncoder
-from amago_pl.modules.tstep_encoders import TstepEncoder
+from amago_pl.nets.actor_critic import Actor, NCritics
+from amago_pl.nets.popart import PopArtLayer
+from amago_pl.nets.traj_encoders import TrajEncoder
+from amago_pl.nets.tstep_encoders import TstepEncoder
 
 GIN_CKPT_KEY = "amago_pl_gin_config"
 
@@ -426,7 +427,7 @@ class Agent(AgentStepMixin, pl.LightningModule):
             config = ckpt.get(GIN_CKPT_KEY)
             if config:
                 with gin.unlock_config():
-                    gin.parse_config(config, skip_unknown=True)
+                    gin.parse_config(compat.rewrite_gin_text(config), skip_unknown=True)
         return super().load_from_checkpoint(
             checkpoint_path,
             map_location=map_location,
@@ -437,10 +438,11 @@ class Agent(AgentStepMixin, pl.LightningModule):
         )
 
 
-# Re-exported here: ``amago_pl.modules.agent.MultiTaskAgent`` is the public (and gin) path.
-from amago_pl.modules.multitask_agent import MultiTaskAgent  # noqa: E402
+# MultiTaskAgent lives in multitask_agent.py (a subclass cannot be defined before its base);
+# the original's path amago/agent.py still serves it, through the alias table.
+__getattr__ = compat.name_getattr(__name__)
 
-__all__ = [
+__all__ = [  # noqa: F822 - MultiTaskAgent is served by __getattr__
     "Agent",
     "MultiTaskAgent",
     "Multigammas",

@@ -13,7 +13,8 @@ from typing import Any
 import gin
 import torch
 
-from amago_pl.modules import ckpt_compat, losses
+from amago_pl.modules import checkpoint as ckpt_compat
+from amago_pl.modules import losses
 from amago_pl.types import Batch
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
 """MultiTaskAgent: the AMAGO-2 update (two-hot classification critics and a filtered-BC actor).
 
-Defined apart from ``agent.py`` to keep each file to one agent; it registers with gin under
-``amago_pl.modules.agent`` so the original's full-path keys (``amago.agent.MultiTaskAgent.*``)
-still bind after the package rename.
+Defined apart from ``agent.py`` to keep each file to one agent. The original's path
+(``amago/agent.py``) still serves it: ``amago_pl.modules.agent.MultiTaskAgent`` imports, and full-path
+gin keys under that module are rewritten here by the alias table (``amago_pl/compat.py``).
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ import torch
 from torch import nn
 
 from amago_pl.modules import losses
-from amago_pl.modules.actor_critic import Actor, NCriticsTwoHot
 from amago_pl.modules.agent import Agent, register_agent
-from amago_pl.modules.policy_dists import DiscreteLikeContinuous
-from amago_pl.modules.traj_encoders import TrajEncoder
-from amago_pl.modules.tstep_encoders import TstepEncoder
+from amago_pl.nets.actor_critic import Actor, NCriticsTwoHot
+from amago_pl.nets.policy_dists import DiscreteLikeContinuous
+from amago_pl.nets.traj_encoders import TrajEncoder
+from amago_pl.nets.tstep_encoders import TstepEncoder
 
 
 @register_agent("multitask")
-@gin.configurable(module="amago_pl.modules.agent")
+@gin.configurable
 class MultiTaskAgent(Agent):
     """The AMAGO-2 update: classification (two-hot) critics on raw scaled returns and a filtered-BC actor.
 

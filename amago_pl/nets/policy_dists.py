@@ -1,7 +1,488 @@
-"""Alias: ``amago_pl.nets.policy_dists`` is ``amago_pl.modules.policy_dists`` (same module object)."""
+"""Policy output distributions: map an actor's raw outputs to a torch distribution over actions.
 
-import sys
+Every class here is built as ``cls(d_action)`` by the actor head; the rest are gin keywords with
+the original's names and defaults. A ``PolicyOutput`` knows
 
-from amago_pl.modules import policy_dists as _target
+- ``input_dimension``: how many raw parameters it needs per action distribution;
+- ``actions_differentiable``: whether Q(s, a~pi) can be differentiated w.r.t. the policy (through
+  ``rsample`` or, for ``Discrete``, through the probabilities), which the DPG actor term needs;
+- ``action_from_buffer``: how replay actions are presented to the critic;
+- ``log_prob``: log pi(a_buffer | s) reduced to one value per distribution, finite at the bounds;
+- ``actions_for_value``: the K actions used to estimate V(s) = E_pi Q(s, a);
+- ``env_action``: the action sent to the environment (sampled or greedy).
 
-sys.modules[__name__] = _target
+Shapes: ``...`` is any batch shape, usually (B, L, G); A is the action-representation width; K the
+number of sampled actions.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import gin
+import torch
+import torch.nn.functional as F
+from torch import distributions as pyd
+
+
+def tanh_bounded_positive(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Squash to [low, high] in log space (the SAC/DrQ log-std parameterisation)."""
+    log_low, log_high = math.log(low), math.log(high)
+    log_std = log_low + 0.5 * (log_high - log_low) * (torch.tanh(x) + 1.0)
+    return log_std.exp()
+
+
+def softplus_bounded_positive(x: torch.Tensor, low: float, high: float | None) -> torch.Tensor:
+    """``low + softplus(x)``, optionally capped at ``high``."""
+    out = low + F.softplus(x)
+    return out if high is None else out.clamp(max=high)
+
+
+class PolicyOutput(ABC):
+    """Base class of the action distributions (plain objects: they hold no parameters)."""
+
+    discrete: bool = False
+    actions_differentiable: bool = False
+
+    def __init__(self, d_action: int):
+        self.d_action = d_action
+
+    @property
+    @abstractmethod
+    def input_dimension(self) -> int:
+        """Raw parameters per distribution."""
+
+    @abstractmethod
+    def __call__(self, params: torch.Tensor) -> pyd.Distribution:
+        """params (..., input_dimension) -> distribution with batch shape (...) over (A,) actions."""
+
+    def action_from_buffer(self, actions: torch.Tensor) -> torch.Tensor:
+        """(..., A) replay action representation -> (..., A) critic input. Identity by default."""
+        return actions
+
+    def log_prob(self, dist: pyd.Distribution, actions: torch.Tensor) -> torch.Tensor:
+        """(..., A) replay actions -> (..., 1) log pi(a|s) summed over action dimensions."""
+        return dist.log_prob(actions).unsqueeze(-1)
+
+    def actions_for_value(self, dist: pyd.Distribution, k: int) -> torch.Tensor:
+        """K actions per distribution for V(s) estimates -> (K, ..., A); reparameterised if possible."""
+        return dist.rsample((k,)) if self.actions_differentiable else dist.sample((k,))
+
+    def env_action(self, dist: pyd.Distribution, sample: bool) -> torch.Tensor:
+        """Action for the environment: (..., A) float (greedy = the distribution's mode/mean)."""
+        return dist.sample() if sample else dist.mean
+
+    def entropy(self, dist: pyd.Distribution) -> torch.Tensor:
+        """(...,) entropy; a one-sample estimate when there is no closed form."""
+        try:
+            return dist.entropy()
+        except NotImplementedError:
+            return -dist.log_prob(dist.sample())
+
+
+# ------------------------------------------------------------------------------ discrete
+
+
+class _ClippedCategorical(pyd.Categorical):
+    """Categorical whose probabilities are clipped and renormalised.
+
+    The renormalising sum is detached (as in the original) so the gradient of a clipped entry is
+    not redistributed over the others. Clipping keeps every action's probability > 0, so log-probs
+    of buffer actions stay finite.
+
+    ``log_prob`` returns the clipped distribution's value but the *unclipped* log-softmax's
+    gradient. Through the clamp, an action whose probability fell below ``low`` got exactly zero
+    gradient, so behaviour cloning could never raise it again: on T-Maze the DPG term pushed the
+    correct turn under the floor before the critic had learned to remember the goal, and the policy
+    stayed at ~50% success although its critic ranked the right turn first (docs/porting.md).
+    """
+
+    def __init__(self, logits: torch.Tensor, low: float, high: float):
+        self.raw_log_probs = F.log_softmax(logits, dim=-1)  # (..., A)
+        probs = self.raw_log_probs.exp().clamp(low, high)
+        probs = probs / probs.sum(-1, keepdim=True).detach()
+        super().__init__(probs=probs, validate_args=False)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        clipped = super().log_prob(value)  # (...,)
+        idx = value.long().unsqueeze(-1)
+        raw = self.raw_log_probs.expand(*value.shape, -1).gather(-1, idx).squeeze(-1)  # (...,)
+        return clipped.detach() + (raw - raw.detach())  # clipped value, unclipped gradient
+
+
+@gin.configurable
+class Discrete(PolicyOutput):
+    """Categorical policy for Discrete(A) spaces; V(s) is computed exactly from the probabilities.
+
+    The probabilities are clipped to [clip_prob_low, clip_prob_high] and renormalised, so every
+    action keeps some probability and log-probs of replay actions stay finite. The default
+    ``Actor.discrete_dist_type``.
+
+    This class is gin-configurable: the actor head builds it as ``Discrete(d_action)`` and every
+    keyword keeps its default unless gin binds it (``Discrete.clip_prob_low = 0.01``).
+
+    Args:
+        d_action: number of actions A. Supplied by the actor head from the action space, not by
+            gin.
+        clip_prob_low: lower bound on each action's probability. Defaults to 0.001.
+        clip_prob_high: upper bound on each action's probability. Defaults to 0.99.
+    """
+
+    discrete = True
+    actions_differentiable = True  # through the probabilities (sum_a pi(a|s) Q(s, a))
+
+    def __init__(self, d_action: int, clip_prob_low: float = 0.001, clip_prob_high: float = 0.99):
+        super().__init__(d_action)
+        self.clip_prob_low = clip_prob_low
+        self.clip_prob_high = clip_prob_high
+
+    @property
+    def input_dimension(self) -> int:
+        return self.d_action
+
+    def __call__(self, params: torch.Tensor) -> pyd.Distribution:
+        return _ClippedCategorical(params, self.clip_prob_low, self.clip_prob_high)
+
+    def action_from_buffer(self, actions: torch.Tensor) -> torch.Tensor:
+        # The critic sees buffer actions with the same clipping as the policy's probabilities,
+        # so Q(s, one-hot) and Q(s, probs) live on the same input range.
+        soft = actions.clamp(self.clip_prob_low, self.clip_prob_high)
+        return soft / soft.sum(-1, keepdim=True)
+
+    def log_prob(self, dist: pyd.Distribution, actions: torch.Tensor) -> torch.Tensor:
+        return dist.log_prob(actions.argmax(-1)).unsqueeze(-1)  # (..., 1)
+
+    def actions_for_value(self, dist: pyd.Distribution, k: int) -> torch.Tensor:
+        # The expectation over actions is exact with the probabilities, so K is always 1.
+        return dist.probs.unsqueeze(0)  # (1, ..., A)
+
+    def env_action(self, dist: pyd.Distribution, sample: bool) -> torch.Tensor:
+        return dist.sample() if sample else dist.probs.argmax(-1)  # (...,) int64 index
+
+    def entropy(self, dist: pyd.Distribution) -> torch.Tensor:
+        return dist.entropy()
+
+
+class _ClippedStraightThroughOneHot(pyd.OneHotCategorical):
+    """One-hot categorical over clipped, renormalised probabilities; ``rsample`` is straight-through.
+
+    The original wraps the output of its ``Discrete`` head (probabilities clamped to [low, high]
+    and renormalised by a detached sum, amago/nets/policy_dists.py:288-298 at 2d85600) in a
+    ``OneHotCategorical`` built from those clipped probabilities (policy_dists.py:322). So sampling,
+    entropy, the Gumbel-softmax ``rsample`` and the log-prob values all see the clipped
+    probabilities. As in :class:`_ClippedCategorical`, ``log_prob`` keeps the clipped value but
+    takes the unclipped log-softmax's gradient, so filtered BC can still raise an action that fell
+    under ``low`` (docs/porting.md).
+    """
+
+    has_rsample = True
+
+    def __init__(self, logits: torch.Tensor, low: float, high: float, temperature: float):
+        self.raw_log_probs = F.log_softmax(logits, dim=-1)  # (..., A)
+        probs = self.raw_log_probs.exp().clamp(low, high)
+        probs = probs / probs.sum(-1, keepdim=True).detach()  # (..., A)
+        super().__init__(probs=probs, validate_args=False)
+        self.temperature = temperature
+
+    def rsample(self, sample_shape: torch.Size | tuple = ()) -> torch.Tensor:
+        # self.logits is log(clipped probs): the original's gumbel_softmax(categorical.logits).
+        logits = self.logits.expand(*sample_shape, *self.logits.shape)  # (*S, ..., A)
+        return F.gumbel_softmax(logits, tau=self.temperature, hard=True)  # forward: one-hot
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        clipped = super().log_prob(value)  # (...,)
+        raw = (value * self.raw_log_probs).sum(-1)  # (...,) value is a hard one-hot
+        return clipped.detach() + (raw - raw.detach())  # clipped value, unclipped gradient
+
+
+@gin.configurable
+class DiscreteLikeContinuous(PolicyOutput):
+    """Discrete actions as one-hot vectors for (state, action) -> scalar critics (MultiTaskAgent).
+
+    The probabilities are clipped and renormalised exactly as :class:`Discrete` does (the original
+    applies its ``Discrete`` head first and wraps the clipped result, amago/agent.py:1313 at
+    2d85600), in the training loss and in rollout sampling alike. Unless bound here, the bounds are
+    those of ``Discrete`` (so ``Discrete.clip_prob_low = ...`` reaches ``MultiTaskAgent`` as in the
+    original).
+
+    Buffer actions reach the critic as hard one-hots: the policy's straight-through samples are
+    hard one-hots in the forward pass too, so the critic is trained and queried on the same inputs.
+    The log-prob always uses the hard one-hot (the original passed the soft-clipped one and raised
+    a support error, see docs/porting.md). ``MultiTaskAgent`` selects it for Discrete spaces itself.
+
+    This class is gin-configurable: the actor head builds it as ``DiscreteLikeContinuous(d_action)``
+    and every keyword keeps its default unless gin binds it.
+
+    Args:
+        d_action: number of actions A. Supplied by the actor head from the action space, not by
+            gin.
+        gumbel_softmax_temperature: temperature of the Gumbel-softmax relaxation whose gradient
+            the straight-through samples use (lower is closer to a hard argmax, with noisier
+            gradients). Defaults to 0.5.
+        clip_prob_low: lower bound on each action's probability. None takes
+            ``Discrete.clip_prob_low`` (0.001 unless gin binds it). Defaults to None.
+        clip_prob_high: upper bound on each action's probability. None takes
+            ``Discrete.clip_prob_high`` (0.99 unless gin binds it). Defaults to None.
+    """
+
+    discrete = True
+    actions_differentiable = True
+
+    def __init__(
+        self,
+        d_action: int,
+        gumbel_softmax_temperature: float = 0.5,
+        clip_prob_low: float | None = None,
+        clip_prob_high: float | None = None,
+    ):
+        super().__init__(d_action)
+        self.gumbel_softmax_temperature = gumbel_softmax_temperature
+        # Building Discrete through gin picks up any Discrete.clip_prob_* binding.
+        bounds = Discrete(d_action)
+        self.clip_prob_low = bounds.clip_prob_low if clip_prob_low is None else clip_prob_low
+        self.clip_prob_high = bounds.clip_prob_high if clip_prob_high is None else clip_prob_high
+
+    @property
+    def input_dimension(self) -> int:
+        return self.d_action
+
+    def __call__(self, params: torch.Tensor) -> pyd.Distribution:
+        return _ClippedStraightThroughOneHot(
+            params, self.clip_prob_low, self.clip_prob_high, self.gumbel_softmax_temperature
+        )
+
+    def log_prob(self, dist: pyd.Distribution, actions: torch.Tensor) -> torch.Tensor:
+        hard = F.one_hot(actions.argmax(-1), self.d_action).to(dist.probs.dtype)
+        return dist.log_prob(hard).unsqueeze(-1)  # (..., 1)
+
+    def env_action(self, dist: pyd.Distribution, sample: bool) -> torch.Tensor:
+        return dist.sample().argmax(-1) if sample else dist.probs.argmax(-1)  # (...,) int64 index
+
+    def entropy(self, dist: pyd.Distribution) -> torch.Tensor:
+        return dist.entropy()
+
+
+# ---------------------------------------------------------------------------- continuous
+
+
+class _SquashedDist(pyd.TransformedDistribution):
+    """A base distribution pushed through affine/tanh maps onto [-1, 1]^A.
+
+    ``log_prob`` clips actions strictly inside the bounds, because buffer actions can sit exactly
+    at +-1 where the inverse tanh (or the Beta density) diverges.
+    """
+
+    def __init__(
+        self, base: pyd.Distribution, transforms: list, clip: tuple[float, float], mean: torch.Tensor
+    ):
+        super().__init__(base, transforms, validate_args=False)
+        self._clip = clip
+        self._mean = mean
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self._mean
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return super().log_prob(value.clamp(*self._clip))
+
+
+@gin.configurable
+class TanhGaussian(PolicyOutput):
+    """Diagonal Gaussian squashed by tanh; greedy action tanh(loc).
+
+    Actions lie in (-1, 1). Reparameterised samples, so it supports the DPG actor term. The
+    default ``Actor.continuous_dist_type``.
+
+    This class is gin-configurable: the actor head builds it as ``TanhGaussian(d_action)`` and every
+    keyword keeps its default unless gin binds it (``TanhGaussian.std_high = 1.0``).
+
+    Args:
+        d_action: action width A. Supplied by the actor head from the action space, not by gin.
+        std_low: smallest standard deviation (before the tanh). Defaults to exp(-5).
+        std_high: largest standard deviation (before the tanh). Defaults to exp(2).
+        std_activation: function ``(raw, low, high) -> std`` mapping the raw actor output to a
+            standard deviation; the default squashes it into [low, high] in log space.
+            Defaults to ``tanh_bounded_positive``.
+        clip_actions_on_log_prob: replay actions are clamped to this (low, high) range before
+            their log-prob is computed, since the inverse tanh diverges at +-1.
+            Defaults to (-0.99, 0.99).
+    """
+
+    actions_differentiable = True
+
+    def __init__(
+        self,
+        d_action: int,
+        std_low: float = math.exp(-5.0),
+        std_high: float = math.exp(2.0),
+        std_activation: Callable = tanh_bounded_positive,
+        clip_actions_on_log_prob: tuple[float, float] = (-0.99, 0.99),
+    ):
+        super().__init__(d_action)
+        self.std_low = std_low
+        self.std_high = std_high
+        self.std_activation = std_activation
+        self.clip_actions_on_log_prob = tuple(clip_actions_on_log_prob)
+
+    @property
+    def input_dimension(self) -> int:
+        return 2 * self.d_action
+
+    def __call__(self, params: torch.Tensor) -> pyd.Distribution:
+        loc, raw_std = params.chunk(2, dim=-1)  # (..., A) each
+        std = self.std_activation(raw_std, self.std_low, self.std_high)
+        base = pyd.Independent(pyd.Normal(loc, std, validate_args=False), 1)
+        return _SquashedDist(
+            base, [pyd.TanhTransform(cache_size=1)], self.clip_actions_on_log_prob, torch.tanh(loc)
+        )
+
+
+@gin.configurable
+class GMM(PolicyOutput):
+    """Tanh-squashed Gaussian mixture. Has no reparameterised sample, so it needs online_coeff=0.
+
+    Suits multi-modal behaviour (e.g. imitation of mixed data with ``Agent.online_coeff = 0``).
+    The greedy action is the squashed centre of the most likely mode.
+
+    This class is gin-configurable: the actor head builds it as ``GMM(d_action)`` and every
+    keyword keeps its default unless gin binds it (``GMM.gmm_modes = 8``).
+
+    Args:
+        d_action: action width A. Supplied by the actor head from the action space, not by gin.
+        gmm_modes: number of mixture components. Defaults to 5.
+        std_low: smallest standard deviation of a component. Defaults to 1e-4.
+        std_high: largest standard deviation of a component; None for no cap. Defaults to None.
+        std_activation: function ``(raw, low, high) -> std``. Defaults to
+            ``softplus_bounded_positive`` (``low + softplus(raw)``, capped at ``high``).
+        clip_actions_on_log_prob: replay actions are clamped to this (low, high) range before
+            their log-prob is computed. Defaults to (-0.99, 0.99).
+    """
+
+    def __init__(
+        self,
+        d_action: int,
+        gmm_modes: int = 5,
+        std_low: float = 1e-4,
+        std_high: float | None = None,
+        std_activation: Callable = softplus_bounded_positive,
+        clip_actions_on_log_prob: tuple[float, float] = (-0.99, 0.99),
+    ):
+        super().__init__(d_action)
+        self.gmm_modes = gmm_modes
+        self.std_low = std_low
+        self.std_high = std_high
+        self.std_activation = std_activation
+        self.clip_actions_on_log_prob = tuple(clip_actions_on_log_prob)
+
+    @property
+    def input_dimension(self) -> int:
+        return self.gmm_modes * (2 * self.d_action + 1)
+
+    def __call__(self, params: torch.Tensor) -> pyd.Distribution:
+        M, A = self.gmm_modes, self.d_action
+        mode_logits = params[..., :M]  # (..., M)
+        loc = params[..., M : M + M * A].unflatten(-1, (M, A))  # (..., M, A)
+        std = self.std_activation(params[..., M + M * A :].unflatten(-1, (M, A)), self.std_low, self.std_high)
+        comps = pyd.Independent(pyd.Normal(loc, std, validate_args=False), 1)
+        base = pyd.MixtureSameFamily(
+            pyd.Categorical(logits=mode_logits, validate_args=False), comps, validate_args=False
+        )
+        # Greedy action: the centre of the most likely mode (the mixture mean can sit between modes).
+        best = mode_logits.argmax(-1, keepdim=True).unsqueeze(-1).expand(*loc.shape[:-2], 1, A)
+        mean = torch.tanh(loc.gather(-2, best).squeeze(-2))  # (..., A)
+        return _SquashedDist(base, [pyd.TanhTransform(cache_size=1)], self.clip_actions_on_log_prob, mean)
+
+
+@gin.configurable
+class Beta(PolicyOutput):
+    """Beta distribution per action dimension, shifted and scaled from [0, 1] to [-1, 1].
+
+    Reparameterised samples (supports the DPG term); the greedy action is the distribution's
+    mean.
+
+    This class is gin-configurable: the actor head builds it as ``Beta(d_action)`` and every
+    keyword keeps its default unless gin binds it.
+
+    Args:
+        d_action: action width A. Supplied by the actor head from the action space, not by gin.
+        alpha_low: smallest alpha concentration (above 1 keeps the density unimodal).
+            Defaults to 1.0001.
+        alpha_high: largest alpha; None for no cap. Defaults to None.
+        beta_low: smallest beta concentration. Defaults to 1.0001.
+        beta_high: largest beta; None for no cap. Defaults to None.
+        std_activation: function ``(raw, low, high) -> concentration`` applied to both raw
+            outputs. Defaults to ``softplus_bounded_positive``.
+        clip_actions_on_log_prob: replay actions are clamped to this (low, high) range before
+            their log-prob is computed, since the density can diverge at +-1.
+            Defaults to (-0.99, 0.99).
+    """
+
+    actions_differentiable = True
+
+    def __init__(
+        self,
+        d_action: int,
+        alpha_low: float = 1.0001,
+        alpha_high: float | None = None,
+        beta_low: float = 1.0001,
+        beta_high: float | None = None,
+        std_activation: Callable = softplus_bounded_positive,
+        clip_actions_on_log_prob: tuple[float, float] = (-0.99, 0.99),
+    ):
+        super().__init__(d_action)
+        self.alpha_low, self.alpha_high = alpha_low, alpha_high
+        self.beta_low, self.beta_high = beta_low, beta_high
+        self.std_activation = std_activation
+        self.clip_actions_on_log_prob = tuple(clip_actions_on_log_prob)
+
+    @property
+    def input_dimension(self) -> int:
+        return 2 * self.d_action
+
+    def __call__(self, params: torch.Tensor) -> pyd.Distribution:
+        raw_a, raw_b = params.chunk(2, dim=-1)  # (..., A) each
+        alpha = self.std_activation(raw_a, self.alpha_low, self.alpha_high)
+        beta = self.std_activation(raw_b, self.beta_low, self.beta_high)
+        base = pyd.Independent(pyd.Beta(alpha, beta, validate_args=False), 1)
+        mean = 2.0 * alpha / (alpha + beta) - 1.0
+        return _SquashedDist(base, [pyd.AffineTransform(-1.0, 2.0)], self.clip_actions_on_log_prob, mean)
+
+
+@gin.configurable
+class Multibinary(PolicyOutput):
+    """Independent Bernoulli per dimension for MultiBinary spaces (set ``Actor.continuous_dist_type``).
+
+    Not chosen automatically: bind ``Actor.continuous_dist_type = @Multibinary``. Samples are not
+    differentiable, so it needs ``Agent.online_coeff = 0``. The log-prob is the mean (not the
+    sum) over dimensions.
+
+    This class is gin-configurable, but it has no keywords: the actor head builds it as
+    ``Multibinary(d_action)``.
+
+    Args:
+        d_action: number of binary action dimensions. Supplied by the actor head from the action
+            space, not by gin.
+    """
+
+    def __init__(self, d_action: int):
+        super().__init__(d_action)
+
+    @property
+    def input_dimension(self) -> int:
+        return self.d_action
+
+    def __call__(self, params: torch.Tensor) -> pyd.Distribution:
+        return pyd.Bernoulli(logits=params, validate_args=False)
+
+    def log_prob(self, dist: pyd.Distribution, actions: torch.Tensor) -> torch.Tensor:
+        # Mean (not sum) over dimensions, as the original, so the scale does not grow with A.
+        return dist.log_prob(actions.round()).mean(-1, keepdim=True)  # (..., 1)
+
+    def env_action(self, dist: pyd.Distribution, sample: bool) -> torch.Tensor:
+        return dist.sample() if sample else (dist.probs > 0.5).to(dist.probs.dtype)  # (..., A)
+
+    def entropy(self, dist: pyd.Distribution) -> torch.Tensor:
+        return dist.entropy().sum(-1)

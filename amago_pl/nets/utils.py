@@ -1,7 +1,107 @@
-"""Alias: ``amago_pl.nets.utils`` is ``amago_pl.modules.utils`` (same module object)."""
+"""Small shared pieces of the nets: activations, symlog/symexp and the running input normaliser."""
 
-import sys
+from __future__ import annotations
 
-from amago_pl.modules import utils as _target
+from collections.abc import Callable
 
-sys.modules[__name__] = _target
+import gin
+import torch
+from torch import nn
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "leaky_relu": nn.LeakyReLU,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "mish": nn.Mish,
+}
+
+
+def activation_switch(name: str) -> Callable[[], nn.Module]:
+    """Map an activation name to a factory; call the result to get a fresh module."""
+    try:
+        return _ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"Unknown activation {name!r}; choose from {sorted(_ACTIVATIONS)}") from None
+
+
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) * log(1 + |x|): compresses large magnitudes but is ~identity near zero (DreamerV3)."""
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def symexp(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`symlog`."""
+    return torch.sign(x) * torch.expm1(x.abs())
+
+
+@gin.configurable(denylist=["skip"])
+class InputNorm(nn.Module):
+    """Running mean / second-moment normaliser over the last dimension.
+
+    The statistics are an EMA whose rate is bias-corrected, ``beta / (1 - (1-beta)^(t+1))`` after
+    ``t`` real updates: the initial values (mu=0, nu=init_nu) act as one prior batch, so the first
+    batch moves them about half-way and the k-th has weight ~1/(k+1). This follows the original,
+    whose counter ``_t`` starts at 1 and is incremented before use (amago/nets/utils.py:106 and
+    :145-149 at 2d85600). They change only in training mode and only from real (unmasked)
+    timesteps, so padding never leaks into them. All statistics are buffers and therefore travel
+    with the state_dict.
+
+    Normalised output: ``(x - mu) / sigma`` with ``sigma = sqrt(nu - mu^2 + 1e-5)`` clamped to
+    [1e-3, 1e6]; features whose sigma is at most 0.01 are only centred, and the result is clamped
+    to +-1e4.
+
+    This class is gin-configurable (``skip`` excepted): ``FFTstepEncoder`` builds it as
+    ``InputNorm(dim)`` and ``beta`` and ``init_nu`` keep their defaults unless gin binds them.
+
+    Args:
+        dim: feature width. Supplied by the encoder that uses it (its input width), not by gin.
+        beta: EMA rate of the running statistics once the bias correction has worn off; smaller
+            is slower. Defaults to 1e-4.
+        init_nu: initial value of the running second moment (the initial sigma is about
+            sqrt(init_nu)); it carries the weight of one batch. Defaults to 1.0.
+        skip: pass inputs through unchanged (the buffers still exist, for checkpoint
+            compatibility). Not gin-configurable (denylisted). Defaults to False.
+    """
+
+    def __init__(self, dim: int, beta: float = 1e-4, init_nu: float = 1.0, skip: bool = False):
+        super().__init__()
+        self.dim = dim
+        self.beta = beta
+        self.skip = skip
+        self.register_buffer("mu", torch.zeros(dim))
+        self.register_buffer("nu", torch.full((dim,), float(init_nu)))
+        # Real updates applied so far; the prior batch is added in the rate's exponent instead, so
+        # the buffer keeps its name and meaning and older state_dicts load unchanged.
+        self.register_buffer("t", torch.zeros((), dtype=torch.long))
+
+    @property
+    def sigma(self) -> torch.Tensor:
+        var = (self.nu - self.mu.square()).clamp_min(0.0) + 1e-5
+        return var.sqrt().clamp(1e-3, 1e6)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (..., D); mask: x.shape[:-1] bool (True = real step) or None -> (..., D)."""
+        if self.skip:
+            return x
+        if self.training:
+            self.update_stats(x, mask)
+        return self.normalize(x)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        sigma = self.sigma
+        # Near-constant features would blow up when divided by a tiny sigma: only centre them.
+        scale = torch.where(sigma > 0.01, sigma, torch.ones_like(sigma))
+        return ((x - self.mu) / scale).clamp(-1e4, 1e4)
+
+    @torch.no_grad()
+    def update_stats(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        flat = x.detach().reshape(-1, self.dim).float()  # (N, D)
+        if mask is not None:
+            flat = flat[mask.reshape(-1).bool()]
+        if flat.shape[0] == 0:
+            return
+        self.t += 1
+        # t + 1 batches seen, counting the prior (mu=0, nu=init_nu) as the first one.
+        beta_t = self.beta / (1.0 - (1.0 - self.beta) ** (self.t.item() + 1))
+        self.mu.mul_(1.0 - beta_t).add_(beta_t * flat.mean(0))
+        self.nu.mul_(1.0 - beta_t).add_(beta_t * flat.square().mean(0))

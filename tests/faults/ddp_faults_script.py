@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from amago_pl.callbacks import RolloutCallback  # noqa: E402
 from amago_pl.datamodules import DiskTrajDataset  # noqa: E402
 from amago_pl.modules.agent import Agent  # noqa: E402
-from amago_pl.modules.traj_encoders import GRUTrajEncoder  # noqa: E402
-from amago_pl.modules.tstep_encoders import FFTstepEncoder  # noqa: E402
+from amago_pl.nets.traj_encoders import GRUTrajEncoder  # noqa: E402
+from amago_pl.nets.tstep_encoders import FFTstepEncoder  # noqa: E402
 from tests.faults.support import MakeFaulty  # noqa: E402
 
 TINY = """

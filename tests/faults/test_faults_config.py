@@ -127,7 +127,7 @@ def test_resume_with_another_config_lists_the_differences(
         exp.learn()
     message = str(err.value)
     assert "learning_rate: checkpoint=0.0001, now=0.0003" in message
-    assert "gin amago_pl.modules.traj_encoders.TformerTrajEncoder.n_heads: checkpoint=2, now=4" in message
+    assert "gin amago_pl.nets.traj_encoders.TformerTrajEncoder.n_heads: checkpoint=2, now=4" in message
     assert "checkpoint amago_pl version: 0.0.1" in message and "AMAGO_PL_ALLOW_CONFIG_CHANGE=1" in message
 
     monkeypatch.setenv("AMAGO_PL_ALLOW_CONFIG_CHANGE", "1")  # the escape hatch resumes anyway

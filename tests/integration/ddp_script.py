@@ -23,8 +23,8 @@ from amago_pl.datamodules import DiskTrajDataset  # noqa: E402
 from amago_pl.envs import AMAGOEnv, EpsilonGreedy  # noqa: E402
 from amago_pl.envs.builtin.tmaze import TMazeAltPassive  # noqa: E402
 from amago_pl.modules.agent import Agent  # noqa: E402
-from amago_pl.modules.traj_encoders import GRUTrajEncoder  # noqa: E402
-from amago_pl.modules.tstep_encoders import FFTstepEncoder  # noqa: E402
+from amago_pl.nets.traj_encoders import GRUTrajEncoder  # noqa: E402
+from amago_pl.nets.tstep_encoders import FFTstepEncoder  # noqa: E402
 
 TINY = """
 FFTstepEncoder.d_hidden = 32

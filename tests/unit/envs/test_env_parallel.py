@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from amago_pl.envs import AMAGOEnv, make_parallel_envs
-from amago_pl.envs.testing import ScriptedEnv
+from amago_pl.testing.envs import ScriptedEnv
 from amago_pl.types import StepResult
 
 MODES = ["sync", "async"]

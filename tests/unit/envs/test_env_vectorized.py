@@ -8,7 +8,7 @@ import pytest
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from amago_pl.envs import AMAGOVectorEnv, make_parallel_envs
-from amago_pl.envs.testing import ScriptedEnv
+from amago_pl.testing.envs import ScriptedEnv
 
 LENGTHS = [(2, 3), (4,), (1, 5)]  # per env: episodes end at different steps
 

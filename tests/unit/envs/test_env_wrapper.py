@@ -7,7 +7,7 @@ from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env
 
 from amago_pl.envs import LOG_METRIC_PREFIX, AMAGOEnv
-from amago_pl.envs.testing import ScriptedEnv
+from amago_pl.testing.envs import ScriptedEnv
 
 
 class SpaceEnv(gym.Env):

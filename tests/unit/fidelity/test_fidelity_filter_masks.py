@@ -27,10 +27,10 @@ import torch
 
 from amago_pl.modules import losses
 from amago_pl.modules.agent import Agent
-from amago_pl.modules.agent_testing import bind_tiny, spaces_for, synthetic_batch
-from amago_pl.modules.popart import PopArtLayer
-from amago_pl.modules.traj_encoders import GRUTrajEncoder
-from amago_pl.modules.tstep_encoders import FFTstepEncoder
+from amago_pl.nets.popart import PopArtLayer
+from amago_pl.nets.traj_encoders import GRUTrajEncoder
+from amago_pl.nets.tstep_encoders import FFTstepEncoder
+from amago_pl.testing.batches import bind_tiny, spaces_for, synthetic_batch
 
 DISCRETE = gym.spaces.Discrete(3)
 

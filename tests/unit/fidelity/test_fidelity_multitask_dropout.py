@@ -26,12 +26,12 @@ import torch
 from torch import nn
 
 from amago_pl.modules.agent import MultiTaskAgent
-from amago_pl.modules.agent_testing import bind_tiny, spaces_for, synthetic_batch
-from amago_pl.modules.attention import VanillaAttention
-from amago_pl.modules.policy_dists import DiscreteLikeContinuous
-from amago_pl.modules.traj_encoders import GRUTrajEncoder
-from amago_pl.modules.transformer import Transformer, TransformerLayer
-from amago_pl.modules.tstep_encoders import FFTstepEncoder
+from amago_pl.nets.attention import VanillaAttention
+from amago_pl.nets.policy_dists import DiscreteLikeContinuous
+from amago_pl.nets.traj_encoders import GRUTrajEncoder
+from amago_pl.nets.transformer import Transformer, TransformerLayer
+from amago_pl.nets.tstep_encoders import FFTstepEncoder
+from amago_pl.testing.batches import bind_tiny, spaces_for, synthetic_batch
 
 # Discrete.clip_prob_low / clip_prob_high defaults (amago/nets/policy_dists.py:262-263 at 2d85600).
 LOW, HIGH = 0.001, 0.99

@@ -14,8 +14,8 @@ import math
 import pytest
 import torch
 
-from amago_pl.modules.popart import PopArtLayer
-from amago_pl.modules.utils import InputNorm
+from amago_pl.nets.popart import PopArtLayer
+from amago_pl.nets.utils import InputNorm
 
 
 def _recurrence(

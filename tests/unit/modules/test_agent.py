@@ -11,10 +11,10 @@ import torch
 
 from amago_pl.modules import losses
 from amago_pl.modules.agent import Agent, MultiTaskAgent, get_agent_cls
-from amago_pl.modules.agent_testing import bind_tiny, spaces_for, synthetic_batch
-from amago_pl.modules.policy_dists import GMM, Multibinary
-from amago_pl.modules.traj_encoders import GRUTrajEncoder, TformerTrajEncoder
-from amago_pl.modules.tstep_encoders import FFTstepEncoder
+from amago_pl.nets.policy_dists import GMM, Multibinary
+from amago_pl.nets.traj_encoders import GRUTrajEncoder, TformerTrajEncoder
+from amago_pl.nets.tstep_encoders import FFTstepEncoder
+from amago_pl.testing.batches import bind_tiny, spaces_for, synthetic_batch
 
 DISCRETE = gym.spaces.Discrete(4)
 BOX = gym.spaces.Box(-1.0, 1.0, (2,))

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from amago_pl.modules.agent import Agent, MultiTaskAgent
-from amago_pl.modules.agent_testing import SyntheticBatches, batch_loader, bind_tiny, spaces_for
-from amago_pl.modules.policy_dists import GMM, Beta, Multibinary, TanhGaussian
-from amago_pl.modules.traj_encoders import GRUTrajEncoder, TformerTrajEncoder
-from amago_pl.modules.tstep_encoders import FFTstepEncoder
+from amago_pl.nets.policy_dists import GMM, Beta, Multibinary, TanhGaussian
+from amago_pl.nets.traj_encoders import GRUTrajEncoder, TformerTrajEncoder
+from amago_pl.nets.tstep_encoders import FFTstepEncoder
+from amago_pl.testing.batches import SyntheticBatches, batch_loader, bind_tiny, spaces_for
 
 DISCRETE = gym.spaces.Discrete(3)
 BOX = gym.spaces.Box(-1.0, 1.0, (2,))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from amago_pl.modules.policy_dists import (
+from amago_pl.nets.policy_dists import (
     GMM,
     Beta,
     Discrete,

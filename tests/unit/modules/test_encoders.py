@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from amago_pl.modules.cnn import GridworldCNN, IMPALAishCNN, NatureishCNN
-from amago_pl.modules.tstep_encoders import CNNTstepEncoder, FFTstepEncoder
+from amago_pl.nets.cnn import GridworldCNN, IMPALAishCNN, NatureishCNN
+from amago_pl.nets.tstep_encoders import CNNTstepEncoder, FFTstepEncoder
 
 B, L = 3, 5
 
@@ -166,7 +166,7 @@ def test_drqv2_aug_only_in_training_and_only_on_the_batch_tail():
 def test_configure_doc_cnn_config_binds():
     """configure.txt: switch CNNTstepEncoder to a wider IMPALA CNN with gin bindings."""
     config = {
-        "amago_pl.modules.tstep_encoders.CNNTstepEncoder.cnn_type": IMPALAishCNN,
+        "amago_pl.nets.tstep_encoders.CNNTstepEncoder.cnn_type": IMPALAishCNN,
         "IMPALAishCNN.cnn_block_depths": [32, 64, 64],
     }
     for key, value in config.items():
@@ -184,7 +184,7 @@ def test_cnn_config_parses_from_gin_text():
         """
         CNNTstepEncoder.cnn_type = @GridworldCNN
         GridworldCNN.channels = [8, 8, 8]
-        amago_pl.modules.tstep_encoders.CNNTstepEncoder.d_output = 40
+        amago_pl.nets.tstep_encoders.CNNTstepEncoder.d_output = 40
         """
     )
     obs_space = gym.spaces.Dict({"observation": gym.spaces.Box(0, 255, (7, 7, 3), np.uint8)})

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from amago_pl.modules.actor_critic import Actor, NCritics, NCriticsTwoHot, ResidualActor
-from amago_pl.modules.policy_dists import Multibinary
-from amago_pl.modules.popart import PopArtLayer
+from amago_pl.nets.actor_critic import Actor, NCritics, NCriticsTwoHot, ResidualActor
+from amago_pl.nets.policy_dists import Multibinary
+from amago_pl.nets.popart import PopArtLayer
 
 B, L, D, A = 2, 5, 8, 3
 GAMMAS = [0.9, 0.99, 0.999]

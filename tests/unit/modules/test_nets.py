@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from amago_pl.modules.cnn import GridworldCNN, IMPALAishCNN, NatureishCNN, drqv2_random_shift
-from amago_pl.modules.ff import MLP, FFBlock, Normalization
-from amago_pl.modules.utils import InputNorm, activation_switch, symexp, symlog
+from amago_pl.nets.cnn import GridworldCNN, IMPALAishCNN, NatureishCNN, drqv2_random_shift
+from amago_pl.nets.ff import MLP, FFBlock, Normalization
+from amago_pl.nets.utils import InputNorm, activation_switch, symexp, symlog
 
 
 @pytest.fixture(autouse=True)
@@ -155,8 +155,8 @@ def test_drqv2_shift_is_integer_translation():
 
 
 def test_registry_names_and_custom_registration():
-    from amago_pl.modules import registry
-    from amago_pl.modules.traj_encoders import GRUTrajEncoder, IdentityTrajEncoder, TrajEncoder
+    from amago_pl.nets import registry
+    from amago_pl.nets.traj_encoders import GRUTrajEncoder, IdentityTrajEncoder, TrajEncoder
 
     assert {"ff", "cnn"} <= set(registry.list_registered_tstep_encoders())
     assert {"ff", "transformer", "rnn", "gru", "mamba", "identity"} <= set(
@@ -178,10 +178,10 @@ def test_registry_names_and_custom_registration():
 
 
 def test_nets_alias_is_same_module():
-    import amago_pl.modules.cnn
-    import amago_pl.modules.transformer
+    import amago_pl.nets.cnn
+    import amago_pl.nets.transformer
     from amago_pl.nets.cnn import IMPALAishCNN as AliasIMPALA
     from amago_pl.nets.transformer import SlidingWindowFlexAttention
 
-    assert AliasIMPALA is amago_pl.modules.cnn.IMPALAishCNN
-    assert SlidingWindowFlexAttention is amago_pl.modules.transformer.SlidingWindowFlexAttention
+    assert AliasIMPALA is amago_pl.nets.cnn.IMPALAishCNN
+    assert SlidingWindowFlexAttention is amago_pl.nets.transformer.SlidingWindowFlexAttention

@@ -6,9 +6,9 @@ import functools
 import gin
 import torch
 
-import amago_pl.modules.transformer as tmod
-from amago_pl.modules.traj_encoders import TformerTrajEncoder
-from amago_pl.modules.transformer import SigmaReparam
+import amago_pl.nets.transformer as tmod
+from amago_pl.nets.traj_encoders import TformerTrajEncoder
+from amago_pl.nets.transformer import SigmaReparam
 
 D_IN = 12
 

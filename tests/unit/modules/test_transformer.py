@@ -5,14 +5,14 @@ import pytest
 import torch
 from test_encoders import CASES, make_tstep_encoder, sample_inputs
 
-from amago_pl.modules.traj_encoders import (
+from amago_pl.nets.traj_encoders import (
     FFTrajEncoder,
     GRUTrajEncoder,
     IdentityTrajEncoder,
     MambaTrajEncoder,
     TformerTrajEncoder,
 )
-from amago_pl.modules.transformer import (
+from amago_pl.nets.transformer import (
     FlashAttention,
     FlexAttention,
     KVCache,
@@ -244,10 +244,10 @@ def test_configure_doc_tformer_config_binds():
 def test_full_path_gin_bindings():
     gin.parse_config(
         """
-        amago_pl.modules.traj_encoders.TformerTrajEncoder.n_heads = 2
-        amago_pl.modules.traj_encoders.TformerTrajEncoder.d_model = 8
+        amago_pl.nets.traj_encoders.TformerTrajEncoder.n_heads = 2
+        amago_pl.nets.traj_encoders.TformerTrajEncoder.d_model = 8
         TformerTrajEncoder.attention_type = @SlidingWindowFlexAttention
-        amago_pl.modules.transformer.SlidingWindowFlexAttention.window_size = 7
+        amago_pl.nets.transformer.SlidingWindowFlexAttention.window_size = 7
         """
     )
     model = TformerTrajEncoder(4, 16)

@@ -21,8 +21,8 @@ def test_shipped_config_parses_and_builds(path):
     parse_gin(files=[str(path)])
     check_binding_types()
     from amago_pl.modules.agent import Agent, MultiTaskAgent
-    from amago_pl.modules.traj_encoders import GRUTrajEncoder, TformerTrajEncoder
-    from amago_pl.modules.tstep_encoders import FFTstepEncoder
+    from amago_pl.nets.traj_encoders import GRUTrajEncoder, TformerTrajEncoder
+    from amago_pl.nets.tstep_encoders import FFTstepEncoder
 
     agent_cls = MultiTaskAgent if "multitask" in path.name else Agent
     traj_cls = GRUTrajEncoder if "rnn" in path.name else TformerTrajEncoder

@@ -4,8 +4,8 @@ A checkpoint carries the Agent's hyperparameters (``hyper_parameters``), the gin
 run that wrote it (``amago_pl_gin_config``) and the amago_pl version (``amago_pl_version``).
 ``config_differences`` compares them with the current agent and gin config and returns one
 readable line per mismatch, so a wrong resume fails with the list instead of a wall of missing
-state-dict keys. Only gin bindings of the model and its losses (``amago_pl.modules.*``) are
-compared: env, exploration and schedule settings may change between runs.
+state-dict keys. Only gin bindings of the model and its losses (``amago_pl.modules.*`` and
+``amago_pl.nets.*``) are compared: env, exploration and schedule settings may change between runs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import gin
+
+from amago_pl import compat
 
 VERSION_KEY = "amago_pl_version"
 GIN_KEY = "amago_pl_gin_config"  # written by Agent.on_save_checkpoint
@@ -61,6 +63,8 @@ def model_gin_bindings(config: str) -> dict[str, str]:
     from gin import config_parser
 
     out: dict[str, str] = {}
+    # A checkpoint of an earlier layout names old module paths: compare under the current ones.
+    config = compat.rewrite_gin_text(config)
     parser = config_parser.ConfigParser(config, gin.config.ParserDelegate(skip_unknown=True))
     try:
         statements = list(parser)
@@ -73,7 +77,7 @@ def model_gin_bindings(config: str) -> dict[str, str]:
         if match is None:
             continue  # not defined in this version: cannot be built anyway
         selector = match.selector
-        if not selector.startswith("amago_pl.modules.") or selector in _IGNORED_SELECTORS:
+        if not selector.startswith(("amago_pl.modules.", "amago_pl.nets.")) or selector in _IGNORED_SELECTORS:
             continue
         scope = f"{st.scope}/" if st.scope else ""
         out[f"{scope}{selector}.{st.arg_name}"] = repr(st.value)

@@ -1,8 +1,9 @@
 """Critic heads: one batched ensemble of C critics, scalar (``NCritics``) or two-hot
 classification (``NCriticsTwoHot``).
 
-Split from ``actor_critic.py`` (one concept per file); both classes register with gin under
-``amago_pl.modules.actor_critic`` and are re-exported there, so the original's paths still bind.
+The original kept them in ``amago/nets/actor_critic.py`` (2d85600), where users' gin files name them;
+they register with gin under ``amago_pl.nets.actor_critic`` so those keys bind after the rename even
+in a raw ``gin.parse_config`` string, and ``actor_critic.py`` imports them for the Python path.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from amago_pl.modules.utils import activation_switch, symexp, symlog
+from amago_pl.nets.utils import activation_switch, symexp, symlog
 
 # ----------------------------------------------------------------------------- critics
 
@@ -99,7 +100,7 @@ class BaseCriticHead(nn.Module):
         return out
 
 
-@gin.configurable(module="amago_pl.modules.actor_critic")
+@gin.configurable(module="amago_pl.nets.actor_critic")  # the original's gin path, see module doc
 class NCritics(BaseCriticHead):
     """Ensemble of scalar critics.
 
@@ -160,7 +161,7 @@ class NCritics(BaseCriticHead):
         return q
 
 
-@gin.configurable(module="amago_pl.modules.actor_critic")
+@gin.configurable(module="amago_pl.nets.actor_critic")  # the original's gin path, see module doc
 class NCriticsTwoHot(BaseCriticHead):
     """Ensemble of classification critics: a categorical over ``output_bins`` return bins.
 

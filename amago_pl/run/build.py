@@ -171,7 +171,7 @@ def load_weights_only(agent: torch.nn.Module, path: str | os.PathLike) -> None:
     error lists the missing/unexpected/misshapen parameters and the differing hyperparameters
     and model gin bindings, which usually name the cause.
     """
-    from amago_pl.modules.ckpt_compat import config_differences, describe_mismatch
+    from amago_pl.modules.checkpoint import config_differences, describe_mismatch
 
     blob = torch.load(path, map_location="cpu", weights_only=False)
     state = blob.get("state_dict", blob)

@@ -69,8 +69,8 @@ def validate_cli_settings(cfg: Any) -> list[str]:
         )
     for section, key, lookup in (
         ("model", "agent", "amago_pl.modules.agent:get_agent_cls"),
-        ("model", "tstep_encoder", "amago_pl.modules.registry:get_tstep_encoder_cls"),
-        ("model", "traj_encoder", "amago_pl.modules.registry:get_traj_encoder_cls"),
+        ("model", "tstep_encoder", "amago_pl.nets.registry:get_tstep_encoder_cls"),
+        ("model", "traj_encoder", "amago_pl.nets.registry:get_traj_encoder_cls"),
         ("run", "exploration", "amago_pl.envs.exploration:get_exploration_cls"),
     ):
         name = _get(_get(cfg, section) or {}, key)
@@ -93,10 +93,8 @@ def cli_build_roots(cfg: Any) -> list[Any]:
     model, run = _get(cfg, "model") or {}, _get(cfg, "run") or {}
     roots = [
         _lookup("amago_pl.modules.agent:get_agent_cls", _get(model, "agent", "agent"))[0],
-        _lookup("amago_pl.modules.registry:get_tstep_encoder_cls", _get(model, "tstep_encoder", "ff"))[0],
-        _lookup("amago_pl.modules.registry:get_traj_encoder_cls", _get(model, "traj_encoder", "transformer"))[
-            0
-        ],
+        _lookup("amago_pl.nets.registry:get_tstep_encoder_cls", _get(model, "tstep_encoder", "ff"))[0],
+        _lookup("amago_pl.nets.registry:get_traj_encoder_cls", _get(model, "traj_encoder", "transformer"))[0],
     ]
     if _get(run, "exploration"):
         roots.append(_lookup("amago_pl.envs.exploration:get_exploration_cls", run["exploration"])[0])
