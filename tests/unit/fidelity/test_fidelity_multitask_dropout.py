@@ -13,11 +13,8 @@ projection (amago/nets/transformer.py:574), besides the q/k/v dropout of its att
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from collections import Counter
-from pathlib import Path
 
 import gin
 import gymnasium as gym
@@ -253,43 +250,3 @@ def test_eval_forward_matches_hand_written_layer():
     x = torch.randn(2, 6, 16)
     with torch.no_grad():
         torch.testing.assert_close(layer(x), hand_forward(layer, x))
-
-
-OLD_TREE = Path(__file__).resolve().parents[3] / "benchmarks/.ab_worktrees/78a7c2872abb"
-
-
-def load_old_transformer_module():
-    """The pre-fix transformer.py, loaded under a private name with gin registration disabled."""
-    path = OLD_TREE / "amago_pl/modules/transformer.py"
-    if not path.exists():
-        pytest.skip(f"old tree not present at {OLD_TREE}")
-
-    def no_gin(*args, **kwargs):
-        if args and callable(args[0]) and not kwargs:
-            return args[0]
-        return lambda cls: cls
-
-    spec = importlib.util.spec_from_file_location("_old_amago_pl_transformer", path)
-    module = importlib.util.module_from_spec(spec)
-    real = gin.configurable
-    gin.configurable = no_gin  # its Transformer would clash with the registered one
-    try:
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    finally:
-        gin.configurable = real
-        sys.modules.pop(spec.name, None)
-    return module
-
-
-def test_eval_forward_unchanged_vs_old_tree():
-    old_module = load_old_transformer_module()
-    new = make_layer(dropout_ff=0.3, dropout_qkv=0.2).eval()
-    old = old_module.TransformerLayer(
-        VanillaAttention(causal=True, dropout=0.0), d_model=16, n_heads=4, d_ff=32,
-        dropout_ff=0.3, dropout_qkv=0.2,
-    ).eval()  # fmt: skip
-    old.load_state_dict(new.state_dict())
-    x = torch.randn(3, 5, 16)
-    with torch.no_grad():
-        torch.testing.assert_close(new(x), old(x), atol=0, rtol=0)
