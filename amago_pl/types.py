@@ -3,10 +3,11 @@
 Shape vocabulary (used across the project): N parallel envs, T timesteps of a trajectory,
 B batch, L sequence length (observations), A action-representation width.
 
-Alignment (the original's convention, see the inventory section 1.3): a trajectory of T
-observations has T-1 transitions. ``rews[t]``, ``dones[t]`` and ``actions[t]`` belong to the
-transition from observation ``t`` to ``t+1``. ``rl2s[t]`` holds ``[reward received on arriving at
-t, representation of the action that led to t]`` (zeros at an episode start).
+Alignment (the original's convention, ``Trajectory.freeze`` in amago/hindsight.py:267-290 at
+2d85600): a trajectory of T observations has T-1 transitions. ``rews[t]``, ``dones[t]`` and
+``actions[t]`` belong to the transition from observation ``t`` to ``t+1``. ``rl2s[t]`` holds
+``[reward received on arriving at t, representation of the action that led to t]`` (zeros at an
+episode start).
 """
 
 from __future__ import annotations

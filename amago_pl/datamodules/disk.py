@@ -26,24 +26,21 @@ class DiskTrajDataset(RLDataset):
     Each sample is a file drawn uniformly (so long episodes split into many files weigh more),
     passed through the relabeler, then cut into a training window by the stream.
 
-    This class is gin-configurable: you construct it yourself and pass it to ``Experiment``, and
-    gin supplies any keyword you do not pass (``DiskTrajDataset.dset_max_size = 20_000``). The
-    Experiment then sets its batch size, sequence length and loader options in ``start()``.
+    You construct it and pass it to ``Experiment`` (gin fills any keyword you leave out), which
+    sets its batch size, sequence length and loader options in ``start()``.
 
     Args:
-        dset_root: folder holding all datasets. No default.
+        dset_root: folder holding all datasets.
         dset_name: this dataset's folder name (under ``dset_root``); also its name in logs.
-            No default.
         dset_max_size: FIFO files kept after each collection round (oldest deleted first;
-            protected files never deleted and not counted). No default.
+            protected files never deleted and not counted).
         dset_min_size: training starts once there are *more* than this many files (the
-            original's rule). Defaults to 1.
+            original's rule).
         relabeler: a ``Relabeler`` instance or class (a class is instantiated with no
             arguments, so gin can pass ``@MyRelabeler``) applied to every loaded trajectory;
-            None uses ``NoOpRelabeler``. Defaults to None.
+            None uses ``NoOpRelabeler``.
         accept_new_trajs: False makes ``save_new_trajs_to`` None (a read-only dataset, e.g. offline
             data next to the online buffer in a ``MixtureOfDatasets``). Not in the original.
-            Defaults to True.
     """
 
     def __init__(

@@ -1,4 +1,7 @@
-"""Hindsight instruction relabeling for MazeRunner-style goal-conditioned envs (inventory 2.8, 4.20).
+"""Hindsight instruction relabeling for MazeRunner-style goal-conditioned envs.
+
+The technique is AMAGO's (arXiv 2310.09971, Appendix B, Algorithm 1), shipped by the original as
+an example (examples/13_mazerunner_relabeling.py:69-173 at 2d85600); here it is a library class.
 
 The env's dict observation has ``achieved`` (T, 1, 2): the agent's cell, and ``goals`` (T, k, 2):
 the ordered goal cells with reached ones replaced by the sentinel ``(-1, -1)``. Reward is 1 per
@@ -71,28 +74,23 @@ def first_visits(achieved: np.ndarray, after: int = 0) -> np.ndarray:
 class HindsightInstructionReplay(Relabeler):
     """Rewrite goals, rewards, the previous-reward input and dones with achieved cells.
 
-    This class is gin-configurable: build it (or let ``DiskTrajDataset`` build it from
-    ``relabeler=@HindsightInstructionReplay``) and gin supplies any keyword not passed
-    (``HindsightInstructionReplay.num_goals = 3``).
+    Build it yourself or let ``DiskTrajDataset`` build it from ``relabeler=@HindsightInstructionReplay``
+    (then every keyword comes from gin).
 
     Args:
-        num_goals: k, the length of the goal list (the env's ``num_goals``). No default; must be
-            at least 1.
+        num_goals: k, the length of the goal list (the env's ``num_goals``); at least 1.
         strategy: "all" replaces the whole goal list with k cells the agent visited (in visit
             order), so the relabeled episode succeeds; "some" keeps the real goals the agent
             reached, then replaces a random number of the remaining ones with cells visited after
             the last real success (later goals stay the real, unreached ones); "none" returns
-            trajectories unchanged (a baseline for comparisons). Defaults to "all".
+            trajectories unchanged (a baseline for comparisons).
         time_limit: the env's time limit; transitions into ``time_idxs == time_limit`` stay
             terminal. None infers it: the final stored done is kept when the real goals were not
-            all reached (then it was the time limit, not a success). Defaults to None.
+            all reached (then it was the time limit, not a success).
         achieved_key: observation key of the agent's cell, shape (1, 2) per step.
-            Defaults to "achieved".
         goals_key: observation key of the goal list, shape (k, 2) per step.
-            Defaults to "goals".
         seed: seeds a private generator (tests). None draws from numpy's global RNG, which the
             training stream seeds per dataloader worker and epoch, so runs stay reproducible.
-            Defaults to None.
     """
 
     def __init__(

@@ -21,21 +21,17 @@ class MixtureOfDatasets(RLDataset):
     Each trajectory comes from one child chosen with probability proportional to its weight;
     children that are not ready yet get weight 0 (weights renormalise over the ready ones).
 
-    This class is gin-configurable: you construct it yourself and pass it to ``Experiment``, and
-    gin supplies any keyword you do not pass. ``start()`` configures every child with the
+    You construct it and pass it to ``Experiment``; ``start()`` configures every child with the
     Experiment's settings.
 
     Args:
         datasets: the children. At most one may take new trajectories (``save_new_trajs_to``).
-            No default.
-        sampling_weights: final weight of each child (non-negative, one per child). No default.
+        sampling_weights: final weight of each child (non-negative, one per child).
         initial_sampling_weights: optional starting weights; with ``smooth_sudden_starts`` a
             child's weight moves linearly from its initial to its final value over that many
             epochs, counted from the epoch the child became ready (so a freshly started online
-            buffer does not suddenly take over the batch). Defaults to None.
+            buffer does not suddenly take over the batch).
         smooth_sudden_starts: the anneal length in epochs (None: final weights at once).
-            Defaults to None.
-        dset_name: a name for logs. Defaults to None.
     """
 
     def __init__(

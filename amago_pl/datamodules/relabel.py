@@ -20,11 +20,8 @@ from amago_pl.types import FrozenTraj
 class Relabeler(ABC):
     """Base class: subclasses implement `relabel`. Instances are callables ``FrozenTraj -> FrozenTraj``.
 
-    Must not modify its input in place (the same arrays may be cached or shared).
-
-    This class is gin-configurable, but it takes no arguments; subclasses define their own
-    keywords (see ``HindsightInstructionReplay``). Pass an instance or a class as
-    ``DiskTrajDataset(relabeler=...)``.
+    Must not modify its input in place (the same arrays may be cached or shared). Pass an instance
+    or a class as ``DiskTrajDataset(relabeler=...)``.
     """
 
     def __call__(self, traj: FrozenTraj) -> FrozenTraj:
@@ -37,11 +34,7 @@ class Relabeler(ABC):
 
 @gin.configurable
 class NoOpRelabeler(Relabeler):
-    """Returns the trajectory unchanged (the default).
-
-    This class is gin-configurable, but it takes no arguments. ``DiskTrajDataset`` uses it when
-    no relabeler is given.
-    """
+    """Returns the trajectory unchanged (``DiskTrajDataset``'s default)."""
 
     def relabel(self, traj: FrozenTraj) -> FrozenTraj:
         return traj

@@ -76,8 +76,6 @@ class TrajectoryWriter:
     """Per-env trajectory buffers that save finished episodes and long pieces to a store.
 
     Args:
-        store: where files go.
-        num_envs: N, the number of parallel envs.
         traj_save_len: a piece is saved after this many transitions (the original's
             ``traj_save_len``); use a large int to keep whole episodes in one file.
         save_len_range: optional ``(low, high)`` ints; each piece draws its length with

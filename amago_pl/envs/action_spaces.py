@@ -17,10 +17,7 @@ from gymnasium import spaces
 
 
 class ActionAdapter:
-    """Maps policy actions to env actions and to their float32 representation.
-
-    Args:
-        space: the env's own action space.
+    """Maps policy actions to the env's own action ``space`` and to their float32 representation.
 
     Raises:
         ValueError: for unsupported spaces (Tuple, Dict, MultiDiscrete, ...) or a Box with

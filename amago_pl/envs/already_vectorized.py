@@ -1,6 +1,6 @@
 """``mode="already_vectorized"``: one ``gymnasium.vector.VectorEnv`` holding all N envs.
 
-gymnasium 1.x vector envs auto-reset in one of three modes (inventory 4.14, 4.23b):
+gymnasium 1.x vector envs auto-reset in one of three modes (https://farama.org/Vector-Autoreset-Mode):
 
 - SAME_STEP: the obs returned with ``done`` is already the next episode's first obs; the true last
   obs is in ``infos["final_obs"][i]`` and the step's info in ``infos["final_info"]``.
@@ -11,8 +11,9 @@ gymnasium 1.x vector envs auto-reset in one of three modes (inventory 4.14, 4.23
   pending autoreset), giving same-step semantics without the fake transition.
 - DISABLED: handled like NEXT_STEP (the envs are reset with ``reset_mask``).
 
-The original used the next episode's first obs as the final obs of a truncated episode, so it
-bootstrapped from the wrong state (inventory 4.13); ``StepResult.final`` holds the true one here.
+The original records the obs returned with ``done`` as the episode's last obs and treats the env as
+if it had reset in the same step (amago/envs/amago_env.py:281-292 at 2d85600), so a truncated
+episode bootstrapped from the next episode's first obs; ``StepResult.final`` holds the true one here.
 """
 
 from __future__ import annotations

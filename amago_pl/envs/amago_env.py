@@ -33,8 +33,10 @@ def default_env_name(env: gym.Env) -> str:
     """The env's own ``env_name`` if it has one, else its spec id, else its class name.
 
     Looked up with ``get_wrapper_attr`` because gymnasium >= 1.0 wrappers do not forward
-    attributes (inventory 4.23a); multi-task envs may define ``env_name`` as a property that
-    changes on every reset, so callers should read it after each reset.
+    attributes (``Wrapper.__getattr__`` was removed in 1.0, see
+    https://github.com/Farama-Foundation/Gymnasium/releases/tag/v0.29.1); multi-task envs may
+    define ``env_name`` as a property that changes on every reset, so callers should read it after
+    each reset.
     """
     try:
         name = env.get_wrapper_attr("env_name")

@@ -5,9 +5,14 @@ parallel envs, so its schedule, per-env multipliers and RNG are checkpoint state
 (``state_dict``/``load_state_dict`` hold only plain Python values, safe for ``weights_only``
 checkpoint loading).
 
-Schedules count *calls*: one call = one step of every actor, matching the original's "steps of
-this wrapper instance" (inventory 4.19). The call at count k uses the epsilon of count k, then
-the count increases; ``current_eps()`` reports the epsilon the next call will use.
+Schedules count *calls*: one call = one step of every actor, as the original's wrapper counts its
+own steps (one increment per call, amago/envs/exploration.py:218 at 2d85600). The call at count k
+uses the epsilon of count k, then the count increases; ``current_eps()`` reports the epsilon the
+next call will use.
+
+The rollout callback builds a strategy as ``cls(action_space, num_envs)``: the env's single action
+space and the number of parallel envs this process serves (``Experiment.parallel_actors``). Every
+other argument is a gin keyword (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -167,8 +172,9 @@ class _RandomizedEps(ExplorationWrapper):
 
     def on_episode_end(self, done: np.ndarray) -> None:
         done = np.asarray(done, dtype=bool).reshape(-1)
-        # The original stored a float when randomize_eps=False and crashed here (inventory 4.19);
-        # the multipliers are always an (N,) array, and only redrawn when randomising.
+        # The original keeps a float multiplier when randomize_eps=False (amago/envs/exploration.py:161
+        # at 2d85600) and indexes it on episode ends (:191), a TypeError; here the multipliers are
+        # always an (N,) array, and only redrawn when randomising.
         if self.randomize_eps and done.any():
             self._multipliers[done] = self.rng.random(int(done.sum()))
 
@@ -202,21 +208,6 @@ class EpsilonGreedy(_RandomizedEps):
 
     A call is one step of all parallel envs in this process, so the schedule counts steps per
     env, not total env steps. The default ``Experiment.exploration_wrapper_type``.
-
-    This class is gin-configurable: the rollout callback builds it as
-    ``EpsilonGreedy(action_space, num_envs)`` and every keyword keeps its default unless gin binds
-    it (``EpsilonGreedy.steps_anneal = 200_000``).
-
-    Args:
-        action_space: the env's (single) action space. Supplied by amago_pl, not by gin.
-        num_envs: number of parallel envs this object serves. Supplied by amago_pl
-            (``Experiment.parallel_actors``), not by gin.
-        eps_start: epsilon at the first step. Defaults to 1.0.
-        eps_end: epsilon once the schedule has finished. Defaults to 0.05.
-        steps_anneal: number of calls over which epsilon moves linearly from ``eps_start`` to
-            ``eps_end``. Defaults to 1_000_000.
-        randomize_eps: multiply each env's epsilon by its own U[0, 1) draw, redrawn when that
-            env's episode ends, so some envs explore less than others. Defaults to True.
     """
 
     def __init__(
@@ -250,28 +241,12 @@ class BilevelEpsilonGreedy(_RandomizedEps):
     :class:`EpsilonGreedy`. Select it with
     ``Experiment.exploration_wrapper_type = @BilevelEpsilonGreedy``.
 
-    This class is gin-configurable: the rollout callback builds it as
-    ``BilevelEpsilonGreedy(action_space, num_envs)``; ``rollout_horizon`` has no default, so gin
-    must bind it (``BilevelEpsilonGreedy.rollout_horizon = 500``), and the other keywords keep
-    their defaults unless gin binds them.
-
     Args:
-        action_space: the env's (single) action space. Supplied by amago_pl, not by gin.
-        num_envs: number of parallel envs this object serves. Supplied by amago_pl
-            (``Experiment.parallel_actors``), not by gin.
         rollout_horizon: time index (steps since the env's last reset) at which epsilon reaches
-            its end-of-rollout value; usually the length of a rollout. Required.
-        eps_start_start: epsilon at time index 0, at the beginning of training. Defaults to 1.0.
-        eps_start_end: epsilon at time index 0, once the schedule has finished.
-            Defaults to 0.05.
-        eps_end_start: epsilon at ``rollout_horizon``, at the beginning of training.
-            Defaults to 0.8.
-        eps_end_end: epsilon at ``rollout_horizon``, once the schedule has finished.
-            Defaults to 0.01.
+            its end-of-rollout value; usually the length of a rollout. ``gin.REQUIRED``
+            (``BilevelEpsilonGreedy.rollout_horizon = 500``).
         steps_anneal: number of calls (steps of each env) over which both endpoints move from
-            their start to their end values. Defaults to 1_000_000.
-        randomize_eps: multiply each env's epsilon by its own U[0, 1) draw, redrawn when that
-            env's episode ends. Defaults to True.
+            their start to their end values.
     """
 
     def __init__(

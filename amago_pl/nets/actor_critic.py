@@ -1,8 +1,11 @@
 """Actor and critic heads on top of the TrajEncoder's state sequence.
 
-Heads are built as ``cls(state_dim, action_dim, discrete, gammas[, num_critics])``; every other
-argument is a gin keyword. One actor MLP emits a distribution per discount factor; the critic
-ensemble is a single batched network (weights stacked over C, one bmm per layer).
+The Agent builds a head as ``cls(state_dim, action_dim, discrete, gammas[, num_critics])``: the
+TrajEncoder's output width, the number of discrete actions (or the action width), whether the space
+is ``Discrete``, and the discount factors served (``Multigammas`` plus ``Agent.gamma``, the last one
+used to act). Every other argument is a gin keyword (docs/configuration.md). One actor MLP emits a
+distribution per discount factor; the critic ensemble is a single batched network (weights stacked
+over C, one bmm per layer).
 
 Shapes: B batch, L sequence, D state width, K sampled actions, C critics, G gammas, A action
 width, P critic outputs per (critic, gamma) (1, or the number of bins for two-hot critics).
@@ -81,27 +84,13 @@ class Actor(BaseActorHead):
     space: ``discrete_dist_type`` for ``Discrete`` spaces, ``continuous_dist_type`` otherwise
     (Box and MultiBinary).
 
-    This class is gin-configurable: the Agent builds it as
-    ``Actor(state_dim, action_dim, discrete, gammas)`` and every keyword keeps its default unless
-    gin binds it (``Actor.d_hidden = 512``).
-
     Args:
-        state_dim: width of the TrajEncoder output. Supplied by the Agent, not by gin.
-        action_dim: number of discrete actions, or the width of a continuous/multibinary action.
-            Supplied by the Agent from the action space.
-        discrete: whether the action space is ``Discrete``. Supplied by the Agent.
-        gammas: the discount factors the head serves (one output per gamma; the last is the one
-            used to act). Supplied by the Agent (``Multigammas`` plus ``Agent.gamma``).
         n_layers: hidden layers of the MLP (``n_layers=2`` gives three Linear layers).
-            Defaults to 2.
-        d_hidden: width of the hidden layers. Defaults to 256.
-        activation: activation name (see ``activation_switch``). Defaults to "leaky_relu".
-        dropout_p: dropout probability after each hidden layer. Defaults to 0.0.
-        continuous_dist_type: ``PolicyOutput`` class for non-discrete action spaces
-            (``TanhGaussian``, ``GMM``, ``Beta``; ``Multibinary`` for MultiBinary spaces).
-            Defaults to ``TanhGaussian``.
-        discrete_dist_type: ``PolicyOutput`` class for ``Discrete`` action spaces. Defaults to
-            ``Discrete`` (``MultiTaskAgent`` passes ``DiscreteLikeContinuous`` itself).
+        activation: an ``activation_switch`` name.
+        continuous_dist_type: a ``PolicyOutput`` class (``TanhGaussian``, ``GMM``, ``Beta``;
+            ``Multibinary`` for MultiBinary spaces).
+        discrete_dist_type: a ``PolicyOutput`` class; ``MultiTaskAgent`` passes
+            ``DiscreteLikeContinuous`` itself.
     """
 
     def __init__(
@@ -133,28 +122,11 @@ class ResidualActor(BaseActorHead):
     feed-forward blocks, then a final norm and a Linear layer to the distribution parameters of
     every gamma. Select it with ``Agent.actor_type = @ResidualActor``.
 
-    This class is gin-configurable: the Agent builds it as
-    ``ResidualActor(state_dim, action_dim, discrete, gammas)`` and every keyword keeps its default
-    unless gin binds it.
-
     Args:
-        state_dim: width of the TrajEncoder output. Supplied by the Agent, not by gin.
-        action_dim: number of discrete actions, or the width of a continuous/multibinary action.
-            Supplied by the Agent from the action space.
-        discrete: whether the action space is ``Discrete``. Supplied by the Agent.
-        gammas: the discount factors the head serves (one output per gamma; the last is the one
-            used to act). Supplied by the Agent (``Multigammas`` plus ``Agent.gamma``).
-        feature_dim: width of the residual stream. Defaults to 256.
-        residual_ff_dim: hidden width inside each residual block. Defaults to 512.
-        residual_blocks: number of residual blocks. Defaults to 2.
-        activation: activation name (see ``activation_switch``). Defaults to "leaky_relu".
+        feature_dim: width of the residual stream.
+        residual_ff_dim: hidden width inside each residual block.
         normalization: ``Normalization`` name used at the input, inside each block and at the
-            output. Defaults to "layer".
-        dropout_p: dropout probability inside the residual blocks. Defaults to 0.0.
-        continuous_dist_type: ``PolicyOutput`` class for non-discrete action spaces.
-            Defaults to ``TanhGaussian``.
-        discrete_dist_type: ``PolicyOutput`` class for ``Discrete`` action spaces.
-            Defaults to ``Discrete``.
+            output.
     """
 
     def __init__(

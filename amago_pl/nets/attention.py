@@ -40,7 +40,10 @@ except ImportError:  # pragma: no cover - torch < 2.5
 
 
 class SelfAttention(nn.Module):
-    """Base class: built as ``cls(causal=True, dropout=p)``; the default kernel is torch SDPA.
+    """Base class; the default kernel is torch SDPA.
+
+    The Transformer builds a kernel as ``cls(causal=True, dropout=TformerTrajEncoder.dropout_attn)``
+    (dropout on the attention probabilities, training only); other keywords come from gin.
 
     Subclasses change the visibility pattern by overriding :meth:`allowed` and/or the kernel by
     overriding :meth:`attend`.
@@ -158,17 +161,9 @@ class FlashAttention(SelfAttention):
     The default ``TformerTrajEncoder.attention_type``. With flash_attn, q/k/v are cast to bf16 for
     the kernel and the result is cast back.
 
-    This class is gin-configurable: the
-    Transformer builds it as ``FlashAttention(causal=True, dropout=dropout_attn)`` and
-    ``window_size`` keeps its default unless gin binds it (``FlashAttention.window_size = (64, 0)``).
-
     Args:
-        causal: restrict each query to earlier keys. Supplied by the Transformer (always True);
-            not meant to be set by gin.
-        dropout: dropout on the attention probabilities (training only). Supplied by the
-            Transformer from ``TformerTrajEncoder.dropout_attn``.
         window_size: (left, right) as in flash_attn: a query at i sees keys in [i - left, i + right];
-            -1 means unbounded. (-1, -1) is full causal attention. Defaults to (-1, -1).
+            -1 means unbounded, so (-1, -1) is full causal attention.
     """
 
     def __init__(self, causal: bool = True, dropout: float = 0.0, window_size: tuple[int, int] = (-1, -1)):
@@ -280,18 +275,10 @@ class SlidingWindowFlexAttention(FlexAttention):
     compiled flex kernel for training passes on CUDA without attention dropout, and an equivalent
     explicit computation elsewhere.
 
-    This class is gin-configurable: the
-    Transformer builds it as ``SlidingWindowFlexAttention(causal=True, dropout=dropout_attn)``, and
-    ``window_size`` has no default, so gin must bind it
-    (``SlidingWindowFlexAttention.window_size = 128``).
-
     Args:
-        causal: restrict each query to earlier keys. Supplied by the Transformer (always True).
-        dropout: dropout on the attention probabilities (training only). Supplied by the
-            Transformer from ``TformerTrajEncoder.dropout_attn``.
         window_size: how many earlier keys (in timesteps) a query may attend to besides itself.
-            Required (``gin.REQUIRED``): there is no sensible default because it trades memory for
-            cost.
+            ``gin.REQUIRED``: there is no sensible default because it trades memory for cost
+            (``SlidingWindowFlexAttention.window_size = 128``).
     """
 
     def __init__(self, causal: bool = True, dropout: float = 0.0, window_size: int = gin.REQUIRED):

@@ -1,7 +1,9 @@
 """Image backbones for :class:`~amago_pl.nets.tstep_encoders.CNNTstepEncoder`.
 
-Each is built as ``cls(img_shape, channels_first, activation)`` with gin supplying the rest, and
-maps (B, L, H, W, C) (or (B, L, C, H, W) with ``channels_first``) float images to (B, L, emb_dim).
+``CNNTstepEncoder`` builds each as ``cls(img_shape, channels_first, activation)``: the image shape
+from the observation space, and its own ``channels_first`` and ``activation`` keywords. Every other
+argument is a gin keyword (docs/configuration.md). A CNN maps (B, L, H, W, C) (or (B, L, C, H, W)
+with ``channels_first``) float images to (B, L, emb_dim).
 """
 
 from __future__ import annotations
@@ -73,19 +75,8 @@ def _plain_convs(
 class NatureishCNN(CNN):
     """The small DQN ("Nature") conv stack: plain Conv2d + activation layers, then flatten.
 
-    This class is gin-configurable: ``CNNTstepEncoder`` builds it as
-    ``NatureishCNN(img_shape, channels_first, activation)`` and every keyword keeps its default
-    unless gin binds it. ``channels``, ``kernels`` and ``strides`` must have the same length (one
-    entry per conv layer); no padding is used.
-
-    Args:
-        img_shape: shape of one image, (H, W, C) or (C, H, W). Supplied by ``CNNTstepEncoder``
-            from the observation space, not by gin.
-        channels_first: image layout. Supplied by ``CNNTstepEncoder`` (its own keyword).
-        activation: activation name. Supplied by ``CNNTstepEncoder`` (its own keyword).
-        channels: output channels of each conv layer. Defaults to [32, 64, 64].
-        kernels: kernel size of each conv layer. Defaults to [8, 4, 3].
-        strides: stride of each conv layer. Defaults to [4, 2, 1].
+    ``channels``, ``kernels`` and ``strides`` give one entry per conv layer (same length); no
+    padding is used.
     """
 
     def __init__(
@@ -112,18 +103,7 @@ class GridworldCNN(CNN):
     Same structure as ``NatureishCNN`` (plain convs, no padding, then flatten) with small kernels
     and stride 1, so a few-pixel image is not shrunk away.
 
-    This class is gin-configurable: ``CNNTstepEncoder`` builds it as
-    ``GridworldCNN(img_shape, channels_first, activation)`` and every keyword keeps its default
-    unless gin binds it. ``channels``, ``kernels`` and ``strides`` must have the same length.
-
-    Args:
-        img_shape: shape of one image, (H, W, C) or (C, H, W). Supplied by ``CNNTstepEncoder``
-            from the observation space, not by gin.
-        channels_first: image layout. Supplied by ``CNNTstepEncoder`` (its own keyword).
-        activation: activation name. Supplied by ``CNNTstepEncoder`` (its own keyword).
-        channels: output channels of each conv layer. Defaults to [16, 32, 48].
-        kernels: kernel size of each conv layer. Defaults to [2, 2, 2].
-        strides: stride of each conv layer. Defaults to [1, 1, 1].
+    ``channels``, ``kernels`` and ``strides`` give one entry per conv layer (same length).
     """
 
     def __init__(
@@ -162,19 +142,11 @@ class IMPALAishCNN(CNN):
     """IMPALA ResNet (Espeholt et al., 2018): per block a conv, a stride-2 max-pool and two residual
     units, optionally followed by GroupNorm.
 
-    This class is gin-configurable: ``CNNTstepEncoder`` builds it as
-    ``IMPALAishCNN(img_shape, channels_first, activation)`` and every keyword keeps its default
-    unless gin binds it.
-
     Args:
-        img_shape: shape of one image, (H, W, C) or (C, H, W). Supplied by ``CNNTstepEncoder``
-            from the observation space, not by gin.
-        channels_first: image layout. Supplied by ``CNNTstepEncoder`` (its own keyword).
-        activation: activation name. Supplied by ``CNNTstepEncoder`` (its own keyword).
         cnn_block_depths: output channels of each block; the list length is the number of blocks
-            (each halves the spatial size). Defaults to [16, 32, 32].
+            (each halves the spatial size).
         post_group_norm: add a GroupNorm (groups of 8 channels, or one group when the depth is not
-            a multiple of 8) after each block. Defaults to True.
+            a multiple of 8) after each block.
     """
 
     def __init__(

@@ -109,24 +109,12 @@ class NCritics(BaseCriticHead):
     evaluated for every (K, gamma), where horizon(gamma) = symlog(1 / (1 - gamma)). The C members
     have independent weights but run as one batched network.
 
-    This class is gin-configurable: the Agent builds it as
-    ``NCritics(state_dim, action_dim, discrete, gammas, num_critics)`` and every keyword keeps its
-    default unless gin binds it (``NCritics.d_hidden = 512``).
+    Built as ``NCritics(state_dim, action_dim, discrete, gammas, num_critics)`` (see
+    ``actor_critic.py``); the ensemble size C comes from ``Agent.num_critics``, so set it there.
 
     Args:
-        state_dim: width of the TrajEncoder output. Supplied by the Agent, not by gin.
-        action_dim: number of discrete actions, or the width of a continuous/multibinary action.
-            Supplied by the Agent from the action space.
-        discrete: whether the action space is ``Discrete``. Supplied by the Agent.
-        gammas: the discount factors the head serves (one output per gamma; the last is the one
-            used to act). Supplied by the Agent (``Multigammas`` plus ``Agent.gamma``).
-        num_critics: ensemble size C. Supplied by the Agent (``Agent.num_critics``), so set it
-            there rather than here.
-        d_hidden: width of each member's hidden layers. Defaults to 256.
         n_layers: hidden layers per member (``n_layers=2`` gives three Linear layers).
-            Defaults to 2.
-        dropout_p: dropout probability after each hidden layer. Defaults to 0.0.
-        activation: activation name (see ``activation_switch``). Defaults to "leaky_relu".
+        activation: an ``activation_switch`` name.
     """
 
     def __init__(
@@ -172,35 +160,18 @@ class NCriticsTwoHot(BaseCriticHead):
     training labels are two-hot or HL-Gauss distributions of the TD target. The default critic of
     ``MultiTaskAgent``.
 
-    This class is gin-configurable: the Agent builds it as
-    ``NCriticsTwoHot(state_dim, action_dim, discrete, gammas, num_critics)`` and every keyword keeps
-    its default unless gin binds it (``NCriticsTwoHot.max_return = 1000.0``).
-
     Args:
-        state_dim: width of the TrajEncoder output. Supplied by the Agent, not by gin.
-        action_dim: number of discrete actions, or the width of a continuous/multibinary action.
-            Supplied by the Agent from the action space.
-        discrete: whether the action space is ``Discrete``. Supplied by the Agent.
-        gammas: the discount factors the head serves (one output per gamma; the last is the one
-            used to act). Supplied by the Agent (``Multigammas`` plus ``Agent.gamma``).
-        num_critics: ensemble size C. Supplied by the Agent (``Agent.num_critics``).
-        d_hidden: width of each member's hidden layers. Defaults to 256.
-        n_layers: hidden layers per member. Defaults to 2.
-        dropout_p: dropout probability after each hidden layer. Defaults to 0.0.
-        activation: activation name (see ``activation_switch``). Defaults to "leaky_relu".
         min_return: lowest representable return, in reward_multiplier-scaled units; targets
-            below it are clamped. None uses -1e5 and warns. Defaults to None.
+            below it are clamped. None uses -1e5 and warns.
         max_return: highest representable return, in scaled units. None uses 1e5 and warns.
-            Defaults to None.
-        output_bins: number of bins P of the categorical. Defaults to 128.
+        output_bins: number of bins P of the categorical.
         use_symlog: space the bins evenly in symlog(return) rather than in return.
-            Defaults to True.
         label_type: "twohot" (mass split between the two neighbouring bins) or "hlgauss" (a
-            Gaussian integrated over the bins). Defaults to "twohot".
+            Gaussian integrated over the bins).
         sigma: HL-Gauss standard deviation, in units of the bin width; used only when
-            ``label_type="hlgauss"``. Defaults to 0.75.
+            ``label_type="hlgauss"``.
         init_value: if set, every critic starts out predicting this return (scaled units) with
-            high confidence; None keeps the default initialisation. Defaults to None.
+            high confidence; None keeps the default initialisation.
     """
 
     def __init__(

@@ -15,15 +15,8 @@ class SimNorm(nn.Module):
     """Simplicial normalisation (TD-MPC2): softmax over consecutive groups of ``simnorm_dim`` features.
 
     Selected with the normalisation name "simnorm" (``Normalization("simnorm", d_model)``), e.g.
-    ``FFTstepEncoder.out_norm = "simnorm"``.
-
-    This class is gin-configurable: ``Normalization`` builds it as ``SimNorm(d_model)`` and
-    ``simnorm_dim`` keeps its default unless gin binds it.
-
-    Args:
-        d_model: feature width. Supplied by the layer that uses the normalisation, not by gin.
-        simnorm_dim: size of each group that is softmax-normalised; ``d_model`` must be divisible
-            by it. Defaults to 8.
+    ``FFTstepEncoder.out_norm = "simnorm"``. ``d_model`` comes from the layer being normalised and
+    must be divisible by ``simnorm_dim``.
     """
 
     def __init__(self, d_model: int, simnorm_dim: int = 8):

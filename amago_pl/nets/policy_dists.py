@@ -1,7 +1,8 @@
 """Policy output distributions: map an actor's raw outputs to a torch distribution over actions.
 
-Every class here is built as ``cls(d_action)`` by the actor head; the rest are gin keywords with
-the original's names and defaults. A ``PolicyOutput`` knows
+The actor head builds every class here as ``cls(d_action)`` (the number of discrete actions, or the
+action width); the rest are gin keywords with the original's names and defaults
+(docs/configuration.md). A ``PolicyOutput`` knows
 
 - ``input_dimension``: how many raw parameters it needs per action distribution;
 - ``actions_differentiable``: whether Q(s, a~pi) can be differentiated w.r.t. the policy (through
@@ -119,15 +120,6 @@ class Discrete(PolicyOutput):
     The probabilities are clipped to [clip_prob_low, clip_prob_high] and renormalised, so every
     action keeps some probability and log-probs of replay actions stay finite. The default
     ``Actor.discrete_dist_type``.
-
-    This class is gin-configurable: the actor head builds it as ``Discrete(d_action)`` and every
-    keyword keeps its default unless gin binds it (``Discrete.clip_prob_low = 0.01``).
-
-    Args:
-        d_action: number of actions A. Supplied by the actor head from the action space, not by
-            gin.
-        clip_prob_low: lower bound on each action's probability. Defaults to 0.001.
-        clip_prob_high: upper bound on each action's probability. Defaults to 0.99.
     """
 
     discrete = True
@@ -212,19 +204,12 @@ class DiscreteLikeContinuous(PolicyOutput):
     The log-prob always uses the hard one-hot (the original passed the soft-clipped one and raised
     a support error, see docs/porting.md). ``MultiTaskAgent`` selects it for Discrete spaces itself.
 
-    This class is gin-configurable: the actor head builds it as ``DiscreteLikeContinuous(d_action)``
-    and every keyword keeps its default unless gin binds it.
-
     Args:
-        d_action: number of actions A. Supplied by the actor head from the action space, not by
-            gin.
         gumbel_softmax_temperature: temperature of the Gumbel-softmax relaxation whose gradient
             the straight-through samples use (lower is closer to a hard argmax, with noisier
-            gradients). Defaults to 0.5.
-        clip_prob_low: lower bound on each action's probability. None takes
-            ``Discrete.clip_prob_low`` (0.001 unless gin binds it). Defaults to None.
-        clip_prob_high: upper bound on each action's probability. None takes
-            ``Discrete.clip_prob_high`` (0.99 unless gin binds it). Defaults to None.
+            gradients).
+        clip_prob_low: None takes ``Discrete.clip_prob_low`` (0.001 unless gin binds it).
+        clip_prob_high: None takes ``Discrete.clip_prob_high`` (0.99 unless gin binds it).
     """
 
     discrete = True
@@ -296,19 +281,13 @@ class TanhGaussian(PolicyOutput):
     Actions lie in (-1, 1). Reparameterised samples, so it supports the DPG actor term. The
     default ``Actor.continuous_dist_type``.
 
-    This class is gin-configurable: the actor head builds it as ``TanhGaussian(d_action)`` and every
-    keyword keeps its default unless gin binds it (``TanhGaussian.std_high = 1.0``).
-
     Args:
-        d_action: action width A. Supplied by the actor head from the action space, not by gin.
-        std_low: smallest standard deviation (before the tanh). Defaults to exp(-5).
-        std_high: largest standard deviation (before the tanh). Defaults to exp(2).
+        std_low: smallest standard deviation (before the tanh).
+        std_high: largest standard deviation (before the tanh).
         std_activation: function ``(raw, low, high) -> std`` mapping the raw actor output to a
             standard deviation; the default squashes it into [low, high] in log space.
-            Defaults to ``tanh_bounded_positive``.
         clip_actions_on_log_prob: replay actions are clamped to this (low, high) range before
             their log-prob is computed, since the inverse tanh diverges at +-1.
-            Defaults to (-0.99, 0.99).
     """
 
     actions_differentiable = True
@@ -347,18 +326,13 @@ class GMM(PolicyOutput):
     Suits multi-modal behaviour (e.g. imitation of mixed data with ``Agent.online_coeff = 0``).
     The greedy action is the squashed centre of the most likely mode.
 
-    This class is gin-configurable: the actor head builds it as ``GMM(d_action)`` and every
-    keyword keeps its default unless gin binds it (``GMM.gmm_modes = 8``).
-
     Args:
-        d_action: action width A. Supplied by the actor head from the action space, not by gin.
-        gmm_modes: number of mixture components. Defaults to 5.
-        std_low: smallest standard deviation of a component. Defaults to 1e-4.
-        std_high: largest standard deviation of a component; None for no cap. Defaults to None.
-        std_activation: function ``(raw, low, high) -> std``. Defaults to
-            ``softplus_bounded_positive`` (``low + softplus(raw)``, capped at ``high``).
+        std_low: smallest standard deviation of a component.
+        std_high: largest standard deviation of a component; None for no cap.
+        std_activation: function ``(raw, low, high) -> std``; the default is ``low + softplus(raw)``,
+            capped at ``high``.
         clip_actions_on_log_prob: replay actions are clamped to this (low, high) range before
-            their log-prob is computed. Defaults to (-0.99, 0.99).
+            their log-prob is computed.
     """
 
     def __init__(
@@ -403,21 +377,15 @@ class Beta(PolicyOutput):
     Reparameterised samples (supports the DPG term); the greedy action is the distribution's
     mean.
 
-    This class is gin-configurable: the actor head builds it as ``Beta(d_action)`` and every
-    keyword keeps its default unless gin binds it.
-
     Args:
-        d_action: action width A. Supplied by the actor head from the action space, not by gin.
         alpha_low: smallest alpha concentration (above 1 keeps the density unimodal).
-            Defaults to 1.0001.
-        alpha_high: largest alpha; None for no cap. Defaults to None.
-        beta_low: smallest beta concentration. Defaults to 1.0001.
-        beta_high: largest beta; None for no cap. Defaults to None.
+        alpha_high: largest alpha; None for no cap.
+        beta_low: smallest beta concentration.
+        beta_high: largest beta; None for no cap.
         std_activation: function ``(raw, low, high) -> concentration`` applied to both raw
-            outputs. Defaults to ``softplus_bounded_positive``.
+            outputs.
         clip_actions_on_log_prob: replay actions are clamped to this (low, high) range before
             their log-prob is computed, since the density can diverge at +-1.
-            Defaults to (-0.99, 0.99).
     """
 
     actions_differentiable = True
@@ -458,13 +426,6 @@ class Multibinary(PolicyOutput):
     Not chosen automatically: bind ``Actor.continuous_dist_type = @Multibinary``. Samples are not
     differentiable, so it needs ``Agent.online_coeff = 0``. The log-prob is the mean (not the
     sum) over dimensions.
-
-    This class is gin-configurable, but it has no keywords: the actor head builds it as
-    ``Multibinary(d_action)``.
-
-    Args:
-        d_action: number of binary action dimensions. Supplied by the actor head from the action
-            space, not by gin.
     """
 
     def __init__(self, d_action: int):

@@ -26,20 +26,16 @@ class PopArtLayer(nn.Module):
     1 and is incremented before use (amago/nets/actor_critic.py:714 and :747-751 at 2d85600).
     sigma is ``sqrt(clamp(nu - mu^2, 1e-4, 1e8))``, i.e. within [1e-2, 1e4] (actor_critic.py:720).
 
-    This class is gin-configurable (``enabled`` excepted): the Agent builds it as
-    ``PopArtLayer(num_gammas, enabled=Agent.popart)`` and ``beta`` and ``init_nu`` keep their
-    defaults unless gin binds them (``PopArtLayer.beta = 1e-3``).
+    The Agent builds it as ``PopArtLayer(num_gammas, enabled=Agent.popart)``; ``enabled`` is
+    denylisted in gin, ``beta`` and ``init_nu`` are gin keywords.
 
     Args:
-        gammas: number of discount factors G (one set of statistics each). Supplied by the Agent,
-            not by gin.
+        gammas: number of discount factors G (one set of statistics each).
         beta: EMA rate of the running mean and second moment of the TD targets (bias-corrected
-            early on); larger adapts faster. Defaults to 5e-4.
+            early on); larger adapts faster.
         init_nu: initial second moment; with a zero initial mean the initial sigma is
-            sqrt(init_nu). Defaults to 100.0 (sigma 10). The initial statistics act as one prior
-            batch, so the first real batch only moves them about half-way (see below).
-        enabled: False makes every method an identity. Not gin-configurable (denylisted); the
-            Agent sets it from ``Agent.popart``. Defaults to True.
+            sqrt(init_nu) (10 for the default 100). It counts as one prior batch (above).
+        enabled: False makes every method an identity.
     """
 
     def __init__(self, gammas: int, beta: float = 5e-4, init_nu: float = 100.0, enabled: bool = True):

@@ -2,6 +2,10 @@
 
 One causal pass over a whole training sequence, and step-by-step inference with a hidden state
 (KV cache, RNN state) during rollouts.
+
+The Agent builds an encoder as ``cls(tstep_dim, max_seq_len)``: the TstepEncoder's ``emb_dim`` and
+the context length (``Experiment.max_seq_len``). Every other argument is a gin keyword
+(docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -20,10 +24,7 @@ from amago_pl.nets.utils import activation_switch
 
 
 class TrajEncoder(nn.Module, ABC):
-    """Base class. Built as ``cls(tstep_dim, max_seq_len)``; every other argument is a gin keyword.
-
-    Must be causal: output t depends only on inputs 0..t.
-    """
+    """Base class. Must be causal: output t depends only on inputs 0..t."""
 
     def __init__(self, tstep_dim: int, max_seq_len: int):
         super().__init__()
@@ -63,46 +64,31 @@ class TformerTrajEncoder(TrajEncoder):
     the keys of old tokens were computed in their own (longer) context once an episode outgrows the
     cache, exactly as in the original ("KV-cache drift").
 
-    This class is gin-configurable: the Agent builds it as
-    ``TformerTrajEncoder(tstep_dim, max_seq_len)`` and every keyword keeps its default unless gin
-    binds it (``TformerTrajEncoder.n_layers = 4``).
-
     Args:
-        tstep_dim: width of the timestep embeddings (the TstepEncoder's ``emb_dim``). Supplied by
-            the Agent, not by gin.
-        max_seq_len: the context length (``Experiment.max_seq_len``). Supplied by the Agent, not by
-            gin.
-            It is also the size of the rollout KV cache.
-        d_model: width of the residual stream; also the encoder's ``emb_dim``. Defaults to 256.
-        n_heads: attention heads; ``d_model`` must be divisible by it (head width
-            ``d_model // n_heads``, which must be even with ``pos_emb="rope"``). Defaults to 8.
-        d_ff: hidden width of each layer's feed-forward block. Defaults to 1024.
-        n_layers: number of Transformer layers. Defaults to 3.
+        d_model: width of the residual stream; also the encoder's ``emb_dim``.
+        n_heads: ``d_model`` must be divisible by it (head width ``d_model // n_heads``, which must
+            be even with ``pos_emb="rope"``).
+        d_ff: hidden width of each layer's feed-forward block.
         dropout_ff: dropout on each layer's feed-forward output (after its second projection,
-            once per layer as in the original). Defaults to 0.05.
+            once per layer as in the original).
         dropout_emb: dropout on the input embedding (after adding the position embedding).
-            Defaults to 0.05.
         dropout_attn: dropout on the attention probabilities (passed to ``attention_type``).
-            Defaults to 0.0.
-        dropout_qkv: dropout on the query/key/value projections. Defaults to 0.0.
+        dropout_qkv: dropout on the query/key/value projections.
         activation: feed-forward activation (see
-            :func:`~amago_pl.nets.utils.activation_switch`). Defaults to "leaky_relu".
+            :func:`~amago_pl.nets.utils.activation_switch`).
         norm: normalisation name used by the pre-norms, the NormFormer norms and the final norm
-            (see :class:`~amago_pl.nets.ff.Normalization`). Defaults to "layer".
+            (see :class:`~amago_pl.nets.ff.Normalization`).
         pos_emb: position information, from the absolute time index within the episode:
             "fixed" (sinusoidal, added to the input), "learnable" (a ``LearnablePosEmb``, whose
             ``max_time_idx`` must then be bound) or "rope" (rotary embedding of queries and keys).
-            Defaults to "fixed".
         sigma_reparam: use ``SigmaReparam`` (spectral-norm reparameterised) linear layers for the
             qkv, output and feed-forward projections (https://arxiv.org/abs/2303.06296).
-            Defaults to True.
         normformer_norms: add NormFormer's extra norms after attention and after the first
-            feed-forward layer (https://arxiv.org/abs/2110.09456). Defaults to True.
+            feed-forward layer (https://arxiv.org/abs/2110.09456).
         head_scaling: learn a per-head scale of the attention output (NormFormer).
-            Defaults to True.
         attention_type: a :class:`~amago_pl.nets.attention.SelfAttention` class, built as
-            ``attention_type(causal=True, dropout=dropout_attn)``; configure its own keywords
-            through gin. Defaults to ``FlashAttention`` (which falls back to torch SDPA on CPU).
+            ``attention_type(causal=True, dropout=dropout_attn)``; its own keywords come from gin.
+            ``FlashAttention`` falls back to torch SDPA on CPU.
     """
 
     def __init__(
@@ -178,21 +164,11 @@ class GRUTrajEncoder(TrajEncoder):
     Training windows start from a zero state, while rollouts carry the state through the whole
     episode (no burn-in), as in the original.
 
-    This class is gin-configurable: the Agent builds it as ``GRUTrajEncoder(tstep_dim, max_seq_len)``
-    and every keyword keeps its default unless gin binds it (``GRUTrajEncoder.d_hidden = 512``).
+    ``max_seq_len`` is unused.
 
     Args:
-        tstep_dim: width of the timestep embeddings (the TstepEncoder's ``emb_dim``). Supplied by
-            the Agent, not by gin.
-        max_seq_len: the context length (``Experiment.max_seq_len``). Supplied by the Agent, not by
-            gin.
-            The GRU itself does not use it.
-        d_hidden: size of the GRU hidden state. Defaults to 256.
-        n_layers: stacked GRU layers. Defaults to 2.
         d_output: width of the Linear layer after the GRU; the encoder's ``emb_dim``.
-            Defaults to 256.
-        norm: normalisation of the output (a ``Normalization`` name or None).
-            Defaults to "layer".
+        norm: a ``Normalization`` name or None.
     """
 
     def __init__(
@@ -240,24 +216,14 @@ class FFTrajEncoder(TrajEncoder):
 
     Useful to test whether a task needs memory at all. It keeps no hidden state.
 
-    This class is gin-configurable: the Agent builds it as ``FFTrajEncoder(tstep_dim, max_seq_len)``
-    and every keyword keeps its default unless gin binds it (``FFTrajEncoder.n_layers = 2``).
+    ``max_seq_len`` is unused.
 
     Args:
-        tstep_dim: width of the timestep embeddings (the TstepEncoder's ``emb_dim``). Supplied by
-            the Agent, not by gin.
-        max_seq_len: the context length (``Experiment.max_seq_len``). Supplied by the Agent, not by
-            gin.
-            Unused (there is no memory).
-        d_model: width of the residual stream; also the encoder's ``emb_dim``. Defaults to 256.
-        d_ff: hidden width of each residual block; None means ``4 * d_model``. Defaults to None.
-        n_layers: number of residual feed-forward blocks. Defaults to 1.
+        d_model: width of the residual stream; also the encoder's ``emb_dim``.
+        d_ff: hidden width of each residual block; None means ``4 * d_model``.
+        n_layers: number of residual feed-forward blocks.
         dropout: dropout probability after the input layer, inside the blocks and at the output.
-            Defaults to 0.0.
-        activation: activation name (see ``activation_switch``). Defaults to "leaky_relu".
         norm: pre-norm inside each residual block (a ``Normalization`` name or None).
-            Defaults to None.
-        out_norm: normalisation of the output. Defaults to "layer".
     """
 
     def __init__(
@@ -330,23 +296,14 @@ class MambaTrajEncoder(TrajEncoder):
     """Linear in -> n residual (norm -> Mamba) blocks -> out_norm, with Mamba's recurrent ``step`` for
     rollouts. Requires ``mamba_ssm`` (CUDA).
 
-    This class is gin-configurable: the Agent builds it as
-    ``MambaTrajEncoder(tstep_dim, max_seq_len)`` and every keyword keeps its default unless gin
-    binds it (``MambaTrajEncoder.d_state = 32``).
+    ``max_seq_len`` is unused (the recurrent state has a fixed size).
 
     Args:
-        tstep_dim: width of the timestep embeddings (the TstepEncoder's ``emb_dim``). Supplied by
-            the Agent, not by gin.
-        max_seq_len: the context length (``Experiment.max_seq_len``). Supplied by the Agent, not by
-            gin.
-            Unused (the recurrent state has a fixed size).
-        d_model: width of the residual stream; also the encoder's ``emb_dim``. Defaults to 256.
-        d_state: size of each Mamba block's SSM state. Defaults to 16.
-        d_conv: kernel width of Mamba's causal 1-D convolution. Defaults to 4.
-        expand: inner-width multiplier of each Mamba block (inner width
-            ``expand * d_model``). Defaults to 2.
-        n_layers: number of residual Mamba blocks. Defaults to 3.
-        norm: normalisation name used before each block and at the output. Defaults to "layer".
+        d_model: width of the residual stream; also the encoder's ``emb_dim``.
+        d_state: size of each Mamba block's SSM state.
+        d_conv: kernel width of Mamba's causal 1-D convolution.
+        expand: inner width of each Mamba block, as a multiple of ``d_model``.
+        norm: normalisation name used before each block and at the output.
     """
 
     def __init__(

@@ -51,11 +51,7 @@ class SigmaReparam(nn.Linear):
     singular vectors, so eval outputs are deterministic.
 
     Not gin-configurable itself: switch it on or off with ``TformerTrajEncoder.sigma_reparam``.
-
-    Args:
-        d_in: input width. Supplied by the Transformer layer that uses it.
-        d_out: output width. Supplied by the Transformer layer that uses it.
-        bias: whether the layer adds a (not reparameterised) bias. Defaults to True.
+    The bias, if any, is not reparameterised.
     """
 
     def __init__(self, d_in: int, d_out: int, bias: bool = True):
@@ -128,14 +124,10 @@ class LearnablePosEmb(nn.Module):
     Used when ``TformerTrajEncoder.pos_emb = "learnable"``. Time indices at or above
     ``max_time_idx`` share the last vector.
 
-    This class is gin-configurable: the Transformer builds it as ``LearnablePosEmb(d_model)``, and
-    ``max_time_idx`` has no default, so gin must bind it (``LearnablePosEmb.max_time_idx = 1000``).
-
     Args:
-        d_model: embedding width. Supplied by the Transformer (``TformerTrajEncoder.d_model``).
         max_time_idx: number of learned position vectors, i.e. one more than the largest time
-            index (steps since the episode's start) the model should tell apart. Required
-            (``gin.REQUIRED``).
+            index (steps since the episode's start) the model should tell apart. ``gin.REQUIRED``
+            (``LearnablePosEmb.max_time_idx = 1000``).
     """
 
     def __init__(self, d_model: int, max_time_idx: int = gin.REQUIRED):

@@ -1,6 +1,8 @@
 """Timestep encoders: map one timestep (observation dict + rl2 features) to a vector.
 
 A TstepEncoder sees each timestep independently (no memory); memory is the TrajEncoder's job.
+The Agent builds one as ``cls(obs_space, rl2_space)`` from the env; every other argument is a gin
+keyword (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from amago_pl.nets.utils import InputNorm, activation_switch, symlog
 
 
 class TstepEncoder(nn.Module, ABC):
-    """Base class. Built as ``cls(obs_space, rl2_space)``; every other argument is a gin keyword.
+    """Base class.
 
     Args:
         obs_space: the AMAGOEnv observation space (always a ``gym.spaces.Dict``).
@@ -87,32 +89,20 @@ class FFTstepEncoder(TstepEncoder):
     encoded; every other key is flattened. The pipeline is
     [obs || rl2] -> ``InputNorm`` (optional) -> ``MLP`` -> ``out_norm``.
 
-    This class is gin-configurable: the Agent builds it as ``FFTstepEncoder(obs_space, rl2_space)``
-    and every keyword keeps its default unless gin binds it (``FFTstepEncoder.d_hidden = 128``).
-
     Args:
-        obs_space: the AMAGOEnv observation space (a ``gym.spaces.Dict``). Supplied by amago_pl
-            from the env, not by gin.
-        rl2_space: ``Box(1 + A)`` of [previous reward, previous action]. Supplied by amago_pl from
-            the env, not by gin.
-        n_layers: number of hidden Linear layers of the MLP (``n_layers=2`` gives three Linear
-            layers in total). Defaults to 2.
-        d_hidden: width of the MLP's hidden layers. Defaults to 512.
-        d_output: width of the output, which is the encoder's ``emb_dim``. Defaults to 256.
+        n_layers: hidden Linear layers of the MLP (``n_layers=2`` gives three in total).
+        d_output: output width, the encoder's ``emb_dim``.
         norm: normalisation after each hidden Linear layer, by ``Normalization`` name ("layer",
-            "rmsnorm", "unitball", "hypersphere", "simnorm", ...); None for none. Defaults to None.
-        activation: activation of the hidden layers, by ``activation_switch`` name ("leaky_relu",
-            "relu", "gelu", "mish"). Defaults to "leaky_relu".
+            "rmsnorm", "unitball", "hypersphere", "simnorm", ...) or None.
+        activation: an ``activation_switch`` name ("leaky_relu", "relu", "gelu", "mish").
         hide_rl2s: feed zeros instead of the rl2 features (the layer sizes do not change; an
-            ablation of the previous-action/reward inputs). Defaults to False.
+            ablation of the previous-action/reward inputs).
         normalize_inputs: standardise [obs || rl2] with a running ``InputNorm`` whose statistics
-            update in training mode from real (unpadded) timesteps only. Defaults to True.
+            update in training mode from real (unpadded) timesteps only.
         specify_obs_keys: encode only these observation keys (e.g. drop a key that a relabeler
-            uses); None encodes every key. Defaults to None.
+            uses); None encodes every key.
         auto_scale: raise ``d_hidden`` and ``d_output`` to at least the flattened input width.
-            Defaults to False.
-        out_norm: normalisation applied to the MLP output (a ``Normalization`` name or None).
-            Defaults to "layer".
+        out_norm: normalisation of the MLP output (a ``Normalization`` name or None).
     """
 
     def __init__(
@@ -170,38 +160,23 @@ class CNNTstepEncoder(TstepEncoder):
     Pixel values are expected in 0..255 (any dtype). Only the image at ``obs_key`` is encoded;
     other observation keys are ignored.
 
-    This class is gin-configurable: the Agent builds it as ``CNNTstepEncoder(obs_space, rl2_space)``
-    and every keyword keeps its default unless gin binds it (``CNNTstepEncoder.cnn_type =
-    @IMPALAishCNN``).
-
     Args:
-        obs_space: the AMAGOEnv observation space (a ``gym.spaces.Dict``). Supplied by amago_pl
-            from the env, not by gin.
-        rl2_space: ``Box(1 + A)`` of [previous reward, previous action]. Supplied by amago_pl from
-            the env, not by gin.
         cnn_type: the :class:`~amago_pl.nets.cnn.CNN` class, built as
-            ``cnn_type(img_shape, channels_first, activation)``; configure its own keywords through
-            gin. Defaults to ``NatureishCNN``.
+            ``cnn_type(img_shape, channels_first, activation)``; its own keywords come from gin.
         channels_first: True if images are laid out (C, H, W), False for (H, W, C).
-            Defaults to False.
         img_features: width of the Linear layer applied to the flattened CNN output.
-            Defaults to 256.
-        rl2_features: width of the Linear layer applied to ``symlog(rl2s)``. Defaults to 12.
-        d_output: width of the layer that fuses the image and rl2 features; this is the encoder's
-            ``emb_dim``. Defaults to 256.
-        out_norm: normalisation of the output (a ``Normalization`` name or None).
-            Defaults to "layer".
-        activation: activation used in the CNN and before the fusing layer (an
-            ``activation_switch`` name). Defaults to "leaky_relu".
+        rl2_features: width of the Linear layer applied to ``symlog(rl2s)``.
+        d_output: width of the layer that fuses the image and rl2 features; the encoder's
+            ``emb_dim``.
+        out_norm: a ``Normalization`` name or None.
+        activation: used in the CNN and before the fusing layer (an ``activation_switch`` name).
         hide_rl2s: feed zeros instead of the rl2 features (the layer sizes do not change).
-            Defaults to False.
         drqv2_aug: in training mode, apply DrQ-v2 random-shift augmentation (replicate-pad by 4
             pixels, random crop back) to part of each batch. Needs square images.
-            Defaults to False.
         aug_pct_of_batch: fraction (0 to 1) of the sequences in a batch that ``drqv2_aug``
-            augments (the last ones). Defaults to 0.75.
-        obs_key: the observation key holding the image. Defaults to "observation", the key
-            AMAGOEnv uses when the env's observation space is not a dict.
+            augments (the last ones).
+        obs_key: the observation key holding the image; "observation" is the key AMAGOEnv uses
+            when the env's observation space is not a dict.
     """
 
     def __init__(

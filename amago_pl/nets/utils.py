@@ -50,17 +50,16 @@ class InputNorm(nn.Module):
     [1e-3, 1e6]; features whose sigma is at most 0.01 are only centred, and the result is clamped
     to +-1e4.
 
-    This class is gin-configurable (``skip`` excepted): ``FFTstepEncoder`` builds it as
-    ``InputNorm(dim)`` and ``beta`` and ``init_nu`` keep their defaults unless gin binds them.
+    ``FFTstepEncoder`` builds it as ``InputNorm(dim)`` with its input width; ``skip`` is denylisted
+    in gin, ``beta`` and ``init_nu`` are gin keywords.
 
     Args:
-        dim: feature width. Supplied by the encoder that uses it (its input width), not by gin.
         beta: EMA rate of the running statistics once the bias correction has worn off; smaller
-            is slower. Defaults to 1e-4.
+            is slower.
         init_nu: initial value of the running second moment (the initial sigma is about
-            sqrt(init_nu)); it carries the weight of one batch. Defaults to 1.0.
+            sqrt(init_nu)); it carries the weight of one batch.
         skip: pass inputs through unchanged (the buffers still exist, for checkpoint
-            compatibility). Not gin-configurable (denylisted). Defaults to False.
+            compatibility).
     """
 
     def __init__(self, dim: int, beta: float = 1e-4, init_nu: float = 1.0, skip: bool = False):

@@ -1,5 +1,9 @@
 """Builtin envs. The light ones need only gymnasium + numpy; POPGym and MiniGrid adapters import
-their packages only when used (``pip install amago_pl[envs]``)."""
+their packages only when used (``pip install amago_pl[envs]``).
+
+The env classes are gin-configurable: your env factory (or ``make_builtin_env``) builds them, and
+every keyword it does not pass comes from gin (docs/configuration.md).
+"""
 
 from amago_pl.envs.builtin.mazerunner import MazeRunnerAMAGOEnv, MazeRunnerGymEnv
 from amago_pl.envs.builtin.minigrid_envs import MiniGridAMAGO

@@ -65,17 +65,9 @@ class MazeRunnerGymEnv(gym.Env):
     Observation (7,) float32 as in the module doc, plus the current goal ``(gx, gy) / maze_dim``
     (9,) when ``goal_in_obs``. At the end of an episode it logs "Goals Reached" and "Success".
 
-    This class is gin-configurable: it is built by your env factory (or by ``make_builtin_env``),
-    and every keyword the factory does not pass keeps its default unless gin binds it
-    (``MazeRunnerGymEnv.maze_dim = 15``).
-
     Args:
-        maze_dim: side length of the square maze grid, border walls included; odd and at least
-            5. Defaults to 11.
-        min_num_goals: fewest goals per episode (at least 1). Defaults to 1.
-        max_num_goals: most goals per episode. Defaults to 3.
-        time_limit: episode length limit in steps. Defaults to 250.
-        goal_in_obs: append the next goal's position to the observation. Defaults to True.
+        maze_dim: side length of the square maze grid, border walls included; odd and at least 5.
+        min_num_goals: at least 1.
     """
 
     metadata = {"render_modes": []}
@@ -187,15 +179,9 @@ class MazeRunnerAMAGOEnv(AMAGOEnv):
     (module doc) is what ``HindsightInstructionReplay`` rewrites; the current goal is not appended
     to ``obs``.
 
-    This class is gin-configurable: it is built by your env factory (or by ``make_builtin_env``),
-    and every keyword the factory does not pass keeps its default unless gin binds it
-    (``MazeRunnerAMAGOEnv.num_goals = 2``).
-
     Args:
-        maze_dim: side length of the square maze grid; odd and at least 5. Defaults to 11.
-        num_goals: number k of goals in every episode (the relabeler's ``num_goals`` must
-            match). Defaults to 3.
-        time_limit: episode length limit in steps. Defaults to 250.
+        maze_dim: side length of the square maze grid; odd and at least 5.
+        num_goals: number k of goals in every episode (the relabeler's ``num_goals`` must match).
     """
 
     def __init__(self, maze_dim: int = 11, num_goals: int = 3, time_limit: int = 250):

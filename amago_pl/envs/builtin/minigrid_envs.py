@@ -41,17 +41,11 @@ def MiniGridAMAGO(env_id: str = "MiniGrid-Empty-5x5-v0", max_episode_steps: int 
     A function rather than an ``AMAGOEnv`` subclass so gymnasium can rebuild the wrapper stack
     from the env spec (``check_env`` does). The observation is a dict with the partial view
     ``image`` and a one-hot ``direction`` (the mission string is dropped). Needs the optional
-    ``minigrid`` package.
-
-    This function is gin-configurable: it is called by your env factory (or by
-    ``make_builtin_env`` for ``"minigrid:<env id>"``), and every keyword the caller does not pass
-    keeps its default unless gin binds it (``MiniGridAMAGO.env_id = "MiniGrid-DoorKey-5x5-v0"``).
+    ``minigrid`` package. ``make_builtin_env("minigrid:<env id>")`` calls it.
 
     Args:
         env_id: a registered MiniGrid/BabyAI gymnasium id; use one with a fixed mission.
-            Defaults to "MiniGrid-Empty-5x5-v0".
         max_episode_steps: time limit passed to ``gymnasium.make``; None keeps the env's own.
-            Defaults to None.
 
     Returns:
         The wrapped env, named after ``env_id``.

@@ -34,17 +34,13 @@ def make_popgym(env_name: str) -> gym.Env:
 class POPGym(gym.Wrapper):
     """A POPGym env with a flat float32 observation plus the timer feature.
 
-    ``truncated_is_done``: report truncation as termination (POPGym episodes have fixed lengths
-    the agent can see via the timer, so the end is a true terminal).
-
-    This class is gin-configurable: it is built by your env factory, and every keyword the factory
-    does not pass keeps its default unless gin binds it (``POPGym.truncated_is_done = False``).
     Needs the optional ``popgym`` package.
 
     Args:
         env_name: the POPGym env, by class name ("RepeatPreviousEasy") or gymnasium id
-            ("popgym-RepeatPreviousEasy-v0"). No default.
-        truncated_is_done: report a truncated episode as terminated. Defaults to True.
+            ("popgym-RepeatPreviousEasy-v0").
+        truncated_is_done: report truncation as termination (POPGym episodes have fixed lengths
+            the agent can see via the timer, so the end is a true terminal).
     """
 
     def __init__(self, env_name: str, truncated_is_done: bool = True):
@@ -83,15 +79,8 @@ class POPGym(gym.Wrapper):
 class POPGymAMAGO(AMAGOEnv):
     """``AMAGOEnv(POPGym(env_name))`` named ``POPGym<EnvName>``.
 
-    Already an ``AMAGOEnv``, so it can be returned directly from ``make_train_env``.
-
-    This class is gin-configurable: it is built by your env factory (or by ``make_builtin_env``
-    for ``"popgym:<EnvName>"``), and every keyword the factory does not pass keeps its default
-    unless gin binds it (``POPGymAMAGO.env_name = "RepeatPreviousEasy"``).
-
-    Args:
-        env_name: the POPGym env, by class name or gymnasium id (see ``POPGym``). No default.
-        truncated_is_done: report a truncated episode as terminated. Defaults to True.
+    Already an ``AMAGOEnv``, so it can be returned directly from ``make_train_env``;
+    ``make_builtin_env("popgym:<EnvName>")`` builds it. Keywords as in :class:`POPGym`.
     """
 
     def __init__(self, env_name: str, truncated_is_done: bool = True):

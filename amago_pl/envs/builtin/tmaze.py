@@ -30,7 +30,15 @@ RIGHT, UP, LEFT, DOWN = 0, 1, 2, 3
 
 
 class TMaze(gym.Env):
-    """Shared T-Maze logic; ``active`` selects where the goal side is revealed (see module doc)."""
+    """Shared T-Maze logic; ``active`` selects where the goal side is revealed (see module doc).
+
+    Args:
+        corridor_length: corridor cells between the start and the junction; at least 1.
+        penalty: added to the reward of every step that does not move forward once the goal
+            side has been shown (use a negative value).
+        distract_reward: on corridor steps after the goal side has been shown, this reward is
+            added with probability 1/2; 0 disables it.
+    """
 
     metadata = {"render_modes": []}
 
@@ -101,19 +109,7 @@ class TMaze(gym.Env):
 class TMazeAltPassive(TMaze):
     """Passive T-Maze: the goal side is shown at t = 0; episode length ``corridor_length + 1``.
 
-    This class is gin-configurable: it is built by your env factory (or by ``make_builtin_env``),
-    and every keyword the factory does not pass keeps its default unless gin binds it
-    (``TMazeAltPassive.corridor_length = 50``).
-
-    Args:
-        corridor_length: number of corridor cells between the start and the junction; at least
-            1. Defaults to 10.
-        goal_reward: reward for turning towards the goal side at the junction.
-            Defaults to 1.0.
-        penalty: added to the reward of every step that does not move forward once the goal
-            side has been shown (use a negative value). Defaults to 0.0.
-        distract_reward: on corridor steps after the goal side has been shown, this reward is
-            added with probability 1/2 (a distraction); 0 disables it. Defaults to 0.0.
+    Keywords as in :class:`TMaze`.
     """
 
     def __init__(
@@ -131,19 +127,7 @@ class TMazeAltActive(TMaze):
     """Active T-Maze: the agent starts one cell right of the oracle and must step back to see the
     goal side; episode length ``corridor_length + 3``.
 
-    This class is gin-configurable: it is built by your env factory (or by ``make_builtin_env``),
-    and every keyword the factory does not pass keeps its default unless gin binds it
-    (``TMazeAltActive.corridor_length = 50``).
-
-    Args:
-        corridor_length: number of corridor cells between the start and the junction; at least
-            1. Defaults to 10.
-        goal_reward: reward for turning towards the goal side at the junction.
-            Defaults to 1.0.
-        penalty: added to the reward of every step that does not move forward once the goal
-            side has been shown (use a negative value). Defaults to 0.0.
-        distract_reward: on corridor steps after the goal side has been shown, this reward is
-            added with probability 1/2 (a distraction); 0 disables it. Defaults to 0.0.
+    Keywords as in :class:`TMaze`.
     """
 
     def __init__(
@@ -164,29 +148,16 @@ class TMazeExploration(EpsilonGreedy):
     A T-Maze episode needs ``corridor_length`` forward moves between the step that reveals the
     goal and the step that uses it, so ordinary epsilon-greedy almost never reaches the junction
     early in training, and once epsilon has annealed it almost never tries the other side there.
-    This schedule (the original example 04's) uses ``0.5 / horizon`` for time indices strictly
-    between ``start_window`` and ``horizon - end_window`` and the annealed epsilon elsewhere, so
-    both goal sides keep being tried at the junction. The memory question stays the same.
-
-    This class is gin-configurable: the rollout callback builds it as
-    ``TMazeExploration(action_space, num_envs)``; ``horizon`` has no default, so gin must bind it
-    (``TMazeExploration.horizon = 10``), and the other keywords keep their defaults unless gin
-    binds them.
+    This schedule (the original's examples/04_tmaze.py:50-59 at 2d85600) uses ``0.5 / horizon``
+    for time indices strictly between ``start_window`` and ``horizon - end_window`` and the
+    annealed :class:`EpsilonGreedy` epsilon elsewhere, so both goal sides keep being tried at the
+    junction. The memory question stays the same.
 
     Args:
-        action_space: the env's (single) action space. Supplied by amago_pl, not by gin.
-        num_envs: number of parallel envs this object serves. Supplied by amago_pl, not by gin.
-        horizon: the corridor length (time indices are counted from the env's reset). Required.
-        start_window: time indices up to and including this one use the annealed epsilon.
-            Defaults to 0.
+        horizon: the corridor length (time indices are counted from the env's reset).
+            ``gin.REQUIRED`` (``TMazeExploration.horizon = 10``).
         end_window: the last ``end_window`` time indices before ``horizon`` (and every later
-            one) use the annealed epsilon. Defaults to 3.
-        eps_start: annealed epsilon at the first step. Defaults to 1.0.
-        eps_end: annealed epsilon once the schedule has finished. Defaults to 0.01.
-        steps_anneal: calls (steps of each env) over which the annealed epsilon moves from
-            ``eps_start`` to ``eps_end``. Defaults to 100_000.
-        randomize_eps: multiply each env's epsilon by its own U[0, 1) draw, redrawn when that
-            env's episode ends. Defaults to True.
+            one) use the annealed epsilon.
     """
 
     def __init__(

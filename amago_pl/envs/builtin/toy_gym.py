@@ -58,25 +58,15 @@ class MetaFrozenLake(gym.Env):
     terminates after K attempts. ``info["AMAGO_LOG_METRICEpisode {i} Success"]`` is logged at the
     end of attempt i (1-based).
 
-    ``recover_mode``: a hole costs -0.1 and the agent stays where it was instead of ending the
-    attempt. ``hard_mode``: the move directions are shuffled per env episode (to be learned in
-    context). ``slip_chance``: probability that a move is replaced by a random one.
-
-    This class is gin-configurable: it is built by your env factory (or by ``make_builtin_env``),
-    and every keyword the factory does not pass keeps its default unless gin binds it
-    (``MetaFrozenLake.k_episodes = 5``).
-
     Args:
-        size: side length N of the square map. Defaults to 5.
-        k_episodes: number of attempts K per env episode (same map). Defaults to 10.
-        hard_mode: shuffle the four move actions per env episode and double the default step
-            limit. Defaults to False.
+        size: side length N of the square map.
+        k_episodes: number of attempts K per env episode (same map).
+        hard_mode: shuffle the four move actions per env episode (to be learned in context) and
+            double the default step limit.
         recover_mode: stepping towards a hole gives -0.1 and leaves the agent in place instead
-            of ending the attempt. Defaults to False.
+            of ending the attempt.
         max_episode_steps: step limit of one attempt; None means N^2 (2 N^2 in hard mode).
-            Defaults to None.
         slip_chance: probability that a move action is replaced by a random move.
-            Defaults to 0.0.
     """
 
     metadata = {"render_modes": []}
@@ -171,23 +161,6 @@ class RoomKeyDoor(gym.Env):
     key and door positions are appended (8,). Actions: Discrete(5), no-op plus 4 moves; with
     ``randomize_actions`` the move directions are shuffled per meta-rollout. Locations are
     ``"random"`` (per meta-rollout) or an ``(x, y)`` tuple.
-
-    This class is gin-configurable: it is built by your env factory (or by ``make_builtin_env``),
-    and every keyword the factory does not pass keeps its default unless gin binds it
-    (``RoomKeyDoor.meta_rollout_horizon = 250``).
-
-    Args:
-        dark: hide the key and door positions from the observation (the "dark" task).
-            Defaults to True.
-        size: side length of the square room. Defaults to 9.
-        max_episode_steps: step limit of one trial (key then door). Defaults to 50.
-        meta_rollout_horizon: length H of the env episode, in steps; it terminates there.
-            Defaults to 500.
-        start_location: the agent's start cell, "random" or an (x, y) tuple. Defaults to
-            "random".
-        key_location: the key's cell, "random" or an (x, y) tuple. Defaults to "random".
-        goal_location: the door's cell, "random" or an (x, y) tuple. Defaults to "random".
-        randomize_actions: shuffle the four move actions per meta-rollout. Defaults to False.
     """
 
     metadata = {"render_modes": []}
