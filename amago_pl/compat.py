@@ -30,6 +30,7 @@ MOVED_MODULES: dict[str, str] = {
     **{f"amago_pl.modules.{m}": f"amago_pl.nets.{m}" for m in _NETS},
     "amago_pl.modules.agent_testing": "amago_pl.testing.batches",
     "amago_pl.modules.ckpt_compat": "amago_pl.modules.checkpoint",
+    "amago_pl.modules.agent_step": "amago_pl.modules.agent",  # merged into the Agent's file
     "amago_pl.envs.testing": "amago_pl.testing.envs",
     "amago_pl.experiment_utils": "amago_pl.run.build",
     "amago_pl.cli_checks": "amago_pl.run.settings",
@@ -42,6 +43,12 @@ MOVED_MODULES: dict[str, str] = {
 MOVED_NAMES: dict[str, str] = {
     "amago_pl.nets.actor_critic.PopArtLayer": "amago_pl.nets.popart.PopArtLayer",
     "amago_pl.modules.agent.MultiTaskAgent": "amago_pl.modules.multitask_agent.MultiTaskAgent",
+    # Names of the former amago_pl/modules/agent_step.py (an alias of modules.agent, above) and agent.py.
+    "amago_pl.modules.agent.nonfinite_step_limit": "amago_pl.modules.nonfinite.nonfinite_step_limit",
+    "amago_pl.modules.agent.NonFiniteTrainingError": "amago_pl.modules.nonfinite.NonFiniteTrainingError",
+    "amago_pl.modules.agent.CheckpointMismatchError": "amago_pl.modules.checkpoint.CheckpointMismatchError",
+    "amago_pl.modules.agent.SKIPPED_STEPS_CKPT_KEY": "amago_pl.modules.checkpoint.SKIPPED_STEPS_KEY",
+    "amago_pl.modules.agent.GIN_CKPT_KEY": "amago_pl.modules.checkpoint.GIN_KEY",
 }
 
 

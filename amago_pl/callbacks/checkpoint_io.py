@@ -5,7 +5,8 @@ writer stages the bytes in a temporary file chosen by fsspec (often in ``/tmp``,
 filesystem, so the final move is a copy) and reports a full disk as a bare ``OSError``. This
 writer instead:
 
-- serialises the checkpoint in memory (as Lightning does) and stamps ``amago_pl_version``;
+- serialises the checkpoint in memory (as Lightning does) and stamps ``amago_pl_version``
+  (:func:`amago_pl.modules.checkpoint.stamp_version`, where every checkpoint key is defined);
 - writes ``.{name}.{host}.{pid}.tmp`` next to the final file, flushes and fsyncs it, then
   ``os.replace``s it over the final name: a reader (or a resumed run) sees the previous complete
   file or the new complete file, never a partial one, even if the process is killed mid-write;
@@ -31,7 +32,7 @@ import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from amago_pl.modules.checkpoint import VERSION_KEY, amago_pl_version
+from amago_pl.modules.checkpoint import stamp_version
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(
                 "AtomicCheckpointIO does not take storage_options; pass a custom CheckpointIO to the Trainer"
             )
-        checkpoint.setdefault(VERSION_KEY, amago_pl_version())
+        stamp_version(checkpoint)
         if not _is_local_file_protocol(path):
             super().save_checkpoint(checkpoint, path)
             return

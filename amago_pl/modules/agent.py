@@ -1,9 +1,10 @@
 """The Agent LightningModule: TstepEncoder -> TrajEncoder -> actor + critic ensemble over all gammas.
 
-One causal pass over each training sequence is shared by the actor and the critics (inventory
-1.7). Losses live in :mod:`amago_pl.modules.losses`; this module wires the networks, target
-copies, logging and the optimizer. Shapes: B batch, L observations (L-1 transitions), D width,
-K sampled actions, C critics, G gammas, A action width.
+In Lightning's order: construction, acting, the training step and its overridable loss parts,
+validation/test steps, training hooks (target sync, non-finite-step guard), the optimizer and the
+checkpoint hooks. The update's parts are in :mod:`amago_pl.modules.update`, the loss formulas in
+:mod:`amago_pl.modules.losses`, the checkpoint keys in :mod:`amago_pl.modules.checkpoint`. Shapes:
+B batch, L observations (L-1 transitions), D width, K sampled actions, C critics, G gammas, A action width.
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ import torch
 from torch import nn
 
 from amago_pl import compat
-from amago_pl.modules import losses
-from amago_pl.modules.agent_step import SKIPPED_STEPS_CKPT_KEY, AgentStepMixin
+from amago_pl.modules import checkpoint as ckpt
+from amago_pl.modules import losses, update
+from amago_pl.modules.nonfinite import NonFiniteGuard
 from amago_pl.nets.actor_critic import Actor, NCritics
 from amago_pl.nets.popart import PopArtLayer
 from amago_pl.nets.traj_encoders import TrajEncoder
 from amago_pl.nets.tstep_encoders import TstepEncoder
+from amago_pl.types import Batch
 
-GIN_CKPT_KEY = "amago_pl_gin_config"
+# ``train/loss`` goes to the progress bar every this many batches (and on every logging step).
+PROGRESS_LOG_EVERY = 10
 
 _AGENTS: dict[str, type[Agent]] = {}
 
@@ -55,20 +59,15 @@ def list_registered_agents() -> list[str]:
 
 @gin.configurable
 class Multigammas:
-    """Extra discount factors trained in parallel with ``Agent.gamma`` (inventory 4.6).
+    """Extra discount factors trained in parallel with ``Agent.gamma`` (amago/agent.py:85 at 2d85600).
 
-    Continuous critics run once per gamma, so long lists cost more there than for discrete ones.
-    Used only when ``Agent.use_multigamma`` is True; ``Agent.gamma`` is always appended last, so
-    the default run trains G = 7 discount factors.
-
-    This class is gin-configurable: the Agent builds it as ``Multigammas()`` and both keywords keep
-    their defaults unless gin binds them (``Multigammas.discrete = [0.9, 0.99]``).
+    Used only when ``Agent.use_multigamma`` is True; ``Agent.gamma`` is always appended last, so the
+    default run trains G = 7 discount factors. Continuous critics run once per gamma, so long lists
+    cost more there than for discrete ones.
 
     Args:
-        discrete: extra discount factors used when the action space is Discrete.
-            Defaults to (0.1, 0.9, 0.95, 0.97, 0.99, 0.995).
-        continuous: extra discount factors used for every other action space.
-            Defaults to (0.1, 0.9, 0.95, 0.97, 0.99, 0.995).
+        discrete: extra discount factors when the action space is Discrete.
+        continuous: extra discount factors for every other action space.
     """
 
     def __init__(
@@ -82,86 +81,51 @@ class Multigammas:
 
 @register_agent("agent")
 @gin.configurable
-class Agent(AgentStepMixin, pl.LightningModule):
+class Agent(pl.LightningModule):
     """Off-policy actor-critic over sequences (AMAGO, Grigsby et al. 2024).
 
     Critic: PopArt-normalised MSE to REDQ TD targets, one head per gamma. Actor: online DPG through
     a frozen copy of the critics plus advantage-filtered BC. The last gamma is the one used to act.
-    Structural arguments are positional; every keyword is a gin default (``Agent.gamma = 0.99``).
-    The optimizer keywords are usually set by the Experiment.
-
-    The total loss is ``actor + critic_loss_weight * critic``. The actor loss is
+    The total loss is ``actor + critic_loss_weight * critic``, with the actor loss
     ``-online_coeff * popart(min_C Q(s, a~pi)) - offline_coeff * f(A) * log pi(a_buffer | s)``,
-    where ``f`` is ``fbc_filter_func`` and ``A = Q(s, a_buffer) - V(s)``.
-
-    This class is gin-configurable: ``Experiment.start()`` builds it from the positional
-    arguments below plus the three optimizer keywords, and every other keyword keeps its default
-    unless gin binds it.
+    ``f = fbc_filter_func`` and ``A = Q(s, a_buffer) - V(s)``. The six positional arguments come
+    from the env and the run settings, the rest from gin (docs/configuration.md).
 
     Args:
-        obs_space: the AMAGOEnv observation space (a ``gym.spaces.Dict``). Supplied by amago_pl
-            from the env, not by gin.
-        rl2_space: ``Box(1 + A)`` of [previous reward, previous action]. Supplied by amago_pl from
-            the env, not by gin.
-        action_space: the env's action space (Discrete, Box in [-1, 1], or MultiBinary). Supplied
-            by amago_pl from the env, not by gin.
-        max_seq_len: context length of training sequences and of the rollout memory. Supplied by
-            the Experiment (``Experiment.max_seq_len``).
-        tstep_encoder_type: the TstepEncoder class, built as ``cls(obs_space, rl2_space)``.
-            Supplied by the Experiment (``Experiment.tstep_encoder_type``).
-        traj_encoder_type: the TrajEncoder class, built as ``cls(tstep_dim, max_seq_len)``.
-            Supplied by the Experiment (``Experiment.traj_encoder_type``).
-        num_critics: size C of the critic ensemble. Defaults to 4.
-        num_critics_td: per TD target, this many ensemble members are drawn at random (with
-            replacement) and reduced with a min when ``online_coeff > 0``, a mean otherwise
-            (REDQ-style). Defaults to 2.
-        online_coeff: weight of the DPG term (maximise the critics' value of the policy's own
-            action). Needs a policy distribution with differentiable actions; 0 disables it.
-            Defaults to 1.0.
-        offline_coeff: weight of the advantage-filtered behaviour-cloning term on replay actions.
-            Defaults to 0.1.
-        gamma: the main discount factor. It is always the last of the trained gammas and the one
-            whose policy acts in the env. Defaults to 0.999.
-        reward_multiplier: rewards are multiplied by this inside the loss only (not in the rl2
-            inputs or the logged returns); value bounds such as ``NCriticsTwoHot.max_return`` are
-            in these scaled units. Defaults to 10.0.
-        tau: rate of the exponential moving average that moves the target critics and the target
-            actor toward the online ones after every optimizer step. Defaults to 0.003.
-        fake_filter: give every replay action weight 1 in the BC term (plain behaviour cloning);
-            with ``online_coeff = 0`` the critics are then not evaluated at all. Defaults to False.
-        num_actions_for_value_in_critic_loss: number K of next actions sampled from the (target)
-            actor to estimate V(s') in the TD target. Continuous actions only (Discrete uses the
-            exact probabilities). Defaults to 1.
-        num_actions_for_value_in_actor_loss: number K of actions sampled from the actor to
-            estimate V(s) for the advantage and the DPG term. Continuous actions only.
-            Defaults to 1.
-        fbc_filter_func: maps an advantage tensor to the BC weights (``binary_filter``,
-            ``exp_filter``, ``leaky_relu_filter`` or any gin-bound function of the same form).
-            Defaults to ``binary_filter``.
-        popart: normalise value targets per gamma with ``PopArtLayer``; False makes it an
-            identity. Defaults to True.
-        use_target_actor: sample the TD target's next actions from the slow target actor (True)
-            or from the online actor (False). Defaults to True.
-        use_multigamma: also train the extra discount factors listed in ``Multigammas`` (from its
-            ``discrete`` or ``continuous`` list, matching the action space). Defaults to True.
-        n_step: length of the TD return (``n_step = 1`` is the one-step target); returns are cut
-            at terminals and at the end of the sampled sequence. Defaults to 1.
-        actor_type: the actor head class, built as ``cls(state_dim, action_dim, discrete,
-            gammas)``. Defaults to ``Actor``.
-        critic_type: the critic head class, built as ``cls(state_dim, action_dim, discrete,
-            gammas, num_critics)``. Defaults to ``NCritics``.
-        pass_obs_keys_to_actor: observation keys handed to the actor head unchanged (e.g. action
-            masks for a custom head); the built-in heads ignore them. None passes none.
-            Defaults to None.
-        critic_loss_weight: the critic loss is multiplied by this before it is added to the actor
-            loss. Defaults to 10.0.
-        learning_rate: AdamW learning rate. The Experiment passes its own ``learning_rate``, so
-            set ``Experiment.learning_rate`` instead. Defaults to 1e-4.
-        lr_warmup_steps: optimizer steps of linear learning-rate warmup from 0, after which the
-            rate stays constant. Passed by the Experiment (``Experiment.lr_warmup_steps``).
-            Defaults to 500.
-        l2_coeff: AdamW weight decay. Passed by the Experiment (``Experiment.l2_coeff``).
-            Defaults to 1e-3.
+        obs_space: the AMAGOEnv observation space (a ``gym.spaces.Dict``).
+        rl2_space: ``Box(1 + A)`` of [previous reward, previous action].
+        action_space: Discrete, Box in [-1, 1], or MultiBinary.
+        max_seq_len: context length of training sequences and of the rollout memory.
+        tstep_encoder_type: built as ``cls(obs_space, rl2_space)``.
+        traj_encoder_type: built as ``cls(tstep_dim, max_seq_len)``.
+        num_critics: size C of the critic ensemble.
+        num_critics_td: per TD target, this many members are drawn with replacement and reduced
+            with a min when ``online_coeff > 0``, a mean otherwise (REDQ).
+        online_coeff: weight of the DPG term; needs a distribution with differentiable actions.
+        offline_coeff: weight of the advantage-filtered behaviour-cloning term.
+        gamma: the main discount factor: the last trained gamma and the one that acts.
+        reward_multiplier: scales rewards inside the loss only; ``NCriticsTwoHot.max_return`` is
+            in these scaled units.
+        tau: EMA rate moving the target critics and actor after every optimizer step.
+        fake_filter: weight every replay action 1 (plain BC); with ``online_coeff = 0`` the critics
+            are then not evaluated at all.
+        num_actions_for_value_in_critic_loss: K next actions sampled to estimate V(s') in the TD
+            target (continuous actions; Discrete uses the exact probabilities).
+        num_actions_for_value_in_actor_loss: K actions sampled to estimate V(s) for the advantage
+            and the DPG term (continuous actions).
+        fbc_filter_func: advantages (B, L-1, G, 1) -> BC weights of the same shape.
+        popart: normalise value targets per gamma with ``PopArtLayer`` (False: identity).
+        use_target_actor: sample the TD target's next actions from the target actor (else online).
+        use_multigamma: also train the ``Multigammas`` list matching the action space.
+        n_step: length of the TD return, cut at terminals and at the end of the real sequence.
+        actor_type: built as ``cls(state_dim, action_dim, discrete, gammas)``.
+        critic_type: built as ``cls(state_dim, action_dim, discrete, gammas, num_critics)``.
+        pass_obs_keys_to_actor: observation keys handed unchanged to the actor head (e.g. action
+            masks for a custom head).
+        critic_loss_weight: multiplies the critic loss before it is added to the actor loss.
+        learning_rate: AdamW learning rate.
+        lr_warmup_steps: optimizer steps of linear warmup from 0, then constant.
+        l2_coeff: AdamW weight decay.
     """
 
     def __init__(
@@ -220,9 +184,8 @@ class Agent(AgentStepMixin, pl.LightningModule):
         multigammas = Multigammas()
         extra = (multigammas.discrete if self.discrete else multigammas.continuous) if use_multigamma else []
         self.gammas_list = [*extra, float(gamma)]
-        self.register_buffer(
-            "gammas", torch.tensor(self.gammas_list, dtype=torch.float32), persistent=False
-        )  # (G,)
+        gammas = torch.tensor(self.gammas_list, dtype=torch.float32)  # (G,)
+        self.register_buffer("gammas", gammas, persistent=False)
 
         self.tstep_encoder = tstep_encoder_type(obs_space, rl2_space)
         self.traj_encoder = traj_encoder_type(self.tstep_encoder.emb_dim, max_seq_len)
@@ -231,15 +194,17 @@ class Agent(AgentStepMixin, pl.LightningModule):
         self.critics = critic_type(state_dim, self.action_dim, self.discrete, self.gammas_list, num_critics)
         self.popart = PopArtLayer(len(self.gammas_list), enabled=popart)
         self.init_extra_networks()
-        # Copies: EMA targets for the TD target, and a hard copy of the critics for the DPG term, so
-        # the actor's gradient through Q reaches only the action (inventory 1.7.10).
+        # EMA targets for the TD target, and a hard copy of the critics for the DPG term, so the
+        # actor's gradient through Q reaches only the action (amago/agent.py:681, 711-716 at 2d85600).
         self.target_critics = self._frozen_copy(self.critics)
         self.target_actor = self._frozen_copy(self.actor)
         self.maximized_critics = self._frozen_copy(self.critics)
         self._check_config()
+        # Training state: the global step the targets last followed, and the non-finite-step guard.
         self._last_synced_step: int | None = None
+        self.nonfinite_guard = NonFiniteGuard()
 
-    # --------------------------------------------------------------------------- setup
+    # ----------------------------------------------------------------------------- build
     @staticmethod
     def _frozen_copy(module: nn.Module) -> nn.Module:
         out = copy.deepcopy(module)
@@ -262,7 +227,7 @@ class Agent(AgentStepMixin, pl.LightningModule):
         return actor_type(state_dim, self.action_dim, self.discrete, self.gammas_list)
 
     def init_extra_networks(self) -> None:
-        """Hook: build extra modules before the target copies are made."""
+        """Hook: build extra modules before the target copies are made (amago/agent.py:687 at 2d85600)."""
 
     @property
     def policy_dist(self):
@@ -277,7 +242,12 @@ class Agent(AgentStepMixin, pl.LightningModule):
             "tstep_encoder": self.tstep_encoder,
         }
 
-    # -------------------------------------------------------------------------- acting
+    @property
+    def skipped_steps(self) -> int:
+        """Optimizer steps skipped for a non-finite loss or gradients in this run (checkpointed)."""
+        return self.nonfinite_guard.skipped_steps
+
+    # ---------------------------------------------------------------------------- acting
     def forward(
         self,
         obs: dict[str, torch.Tensor],
@@ -318,27 +288,49 @@ class Agent(AgentStepMixin, pl.LightningModule):
     def _obs_for_actor(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
         return {k: obs[k] for k in self.pass_obs_keys_to_actor} or None
 
-    # --------------------------------------------------------------- loss-specific hooks
-    def edit_actor_mask(self, batch, actor_loss: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    # ----------------------------------------------------------------------------- training
+    def compute_loss(self, batch: Batch, diagnostics: bool = False) -> dict[str, torch.Tensor]:
+        """All loss parts (``loss_*``, summed by ``training_step``) and, if asked, dashboard scalars.
+
+        See :func:`amago_pl.modules.update.compute_loss` for the order of the parts.
+        """
+        return update.compute_loss(self, batch, diagnostics)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        log_now = self._should_log()
+        parts = self.compute_loss(batch, diagnostics=log_now)
+        loss = sum(v for k, v in parts.items() if k.startswith("loss_"))
+        bs = batch.batch_size
+        self.nonfinite_guard.note_loss(loss)  # checked, on all ranks at once, before the optimizer step
+        # A self.log call costs ~1 ms, 1-3% of a small update (benchmarks/README.md): log on logging
+        # steps (the only ones loggers write) and every PROGRESS_LOG_EVERY batches for the progress bar.
+        if log_now or batch_idx % PROGRESS_LOG_EVERY == 0:
+            self.log("train/loss", loss.detach(), prog_bar=True, batch_size=bs)
+        if log_now:
+            metrics = {f"train/{k}": v.detach().float() for k, v in parts.items()}
+            metrics["gradient_steps"] = torch.tensor(float(self.global_step))
+            self.log_dict(metrics, batch_size=bs)
+        return loss
+
+    # Overridable parts of the loss (called by amago_pl.modules.update).
+    def edit_actor_mask(self, batch: Batch, actor_loss: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Hook: which actor-loss elements count toward ``loss_actor`` (amago/agent.py:440 at 2d85600).
 
-        Called after the loss exists; the returned mask (same shape, bool or float weights) only
-        decides which elements the mean covers. ``actor_loss`` is the per-element loss
-        (B, L-1, G, 1), still in the autograd graph; ``mask`` (B, L-1, G, 1) bool marks real
-        transitions and is a fresh tensor (editable in place). The default keeps ``mask``.
+        The returned mask (same shape, bool or float weights) only decides what the mean covers.
+        ``actor_loss``: per-element loss (B, L-1, G, 1), in the autograd graph; ``mask``: a fresh
+        (B, L-1, G, 1) bool tensor of real transitions (editable in place).
         """
         return mask
 
-    def edit_critic_mask(self, batch, critic_loss: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+    def edit_critic_mask(
+        self, batch: Batch, critic_loss: torch.Tensor | None, mask: torch.Tensor
+    ) -> torch.Tensor:
         """Hook: which critic-loss elements count toward ``loss_critic`` (amago/agent.py:456 at 2d85600).
 
-        Called after the loss exists; the returned mask (same shape, bool or float weights) only
-        decides which elements the mean covers: TD targets and PopArt statistics always use the
-        real transitions. ``critic_loss`` is the per-element loss (B, L-1, C, G, 1) before
-        ``critic_loss_weight``, or None when the critics are not evaluated (``fake_filter`` with
-        ``online_coeff = 0``; the answer is then ignored) or an overridden ``critic_loss`` returns
-        no ``critic_elements``. ``mask`` (B, L-1, C, G, 1) bool marks real transitions and is a
-        fresh tensor. The default keeps ``mask``.
+        As ``edit_actor_mask``, with (B, L-1, C, G, 1) shapes; TD targets and PopArt statistics
+        always use the real transitions. ``critic_loss`` is before ``critic_loss_weight``, or None
+        when the critics are not evaluated (``fake_filter`` with ``online_coeff = 0``; the answer is
+        then ignored) or an overridden ``critic_loss`` returns no ``critic_elements``.
         """
         return mask
 
@@ -349,7 +341,11 @@ class Agent(AgentStepMixin, pl.LightningModule):
     def critic_loss(
         self, q_buffer_out: torch.Tensor, td_target: torch.Tensor, mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """PopArt: MSE between normalised predictions and normalised targets (inventory 4.8)."""
+        """MSE between PopArt-normalised predictions and targets (amago/agent.py:1000 at 2d85600).
+
+        q_buffer_out (B, L-1, C, G, P), td_target (B, L-1, 1, G, 1) -> ``loss_critic`` and
+        ``critic_elements`` (B, L-1, C, G, 1).
+        """
         return losses.critic_loss_mse(
             self.popart(self.critics.values(q_buffer_out)), self.popart.normalize(td_target), mask
         )
@@ -358,7 +354,53 @@ class Agent(AgentStepMixin, pl.LightningModule):
         """Raw min_C Q(s, a~pi) (B, L-1, G, 1) -> the scale-free value the actor maximises."""
         return self.popart(q_agent_min)
 
-    # -------------------------------------------------------------------- optimisation
+    # ------------------------------------------------------------------ validation / test
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Evaluation is env rollouts, run by ``EvalCallback`` at the end of the validation epoch;
+        this step only lets Lightning's loop (and ``Trainer.validate``) run."""
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        """See ``validation_step``: ``Trainer.test`` runs the test ``EvalCallback``."""
+
+    # ----------------------------------------------------------------------------- hooks
+    def on_train_start(self) -> None:
+        self._last_synced_step = self.trainer.global_step
+        self.nonfinite_guard.start()
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.nonfinite_guard.skip_step(optimizer, self._trainer, self.device):
+            self.log("train/skipped_steps", float(self.skipped_steps))
+            return
+        if self._should_log():
+            metrics = update.grad_norms(self.trainable_modules)
+            metrics["train/learning_rate"] = torch.tensor(float(optimizer.param_groups[0]["lr"]))
+            metrics["train/skipped_steps"] = torch.tensor(float(self.skipped_steps))
+            self.log_dict(metrics)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # Once per optimizer step (global_step advances only when one happened, so accumulation is
+        # handled), after the update: targets trail the online weights by one EMA step.
+        step = self.trainer.global_step
+        if self._last_synced_step is None:
+            self._last_synced_step = step
+        elif step != self._last_synced_step:
+            self._last_synced_step = step
+            self.soft_sync_targets()
+
+    def hard_sync_targets(self) -> None:
+        """Copy the online actor and critics into every target copy."""
+        update.copy_targets(self)
+
+    def soft_sync_targets(self) -> None:
+        """EMA targets with rate tau; the DPG critic copy is a hard copy of the current critics."""
+        update.ema_targets(self, self.tau)
+
+    def _should_log(self) -> bool:
+        # Lightning's "loggers write at this step" flag (no public accessor); True outside a Trainer.
+        connector = getattr(self._trainer, "_logger_connector", None)
+        return bool(getattr(connector, "should_update_logs", True))
+
+    # ------------------------------------------------------------------------ optimizer
     def configure_optimizers(self):
         params = [p for m in self.trainable_modules.values() for p in m.parameters() if p.requires_grad]
         # The fused kernel replaces AdamW's per-parameter Python loop (5-17% of a small CPU update,
@@ -373,73 +415,43 @@ class Agent(AgentStepMixin, pl.LightningModule):
         warmup = self.lr_warmup_steps
 
         def warmup_then_constant(step: int) -> float:
-            # transformers.get_constant_schedule_with_warmup, as in the original.
+            # transformers.get_constant_schedule_with_warmup, as amago/experiment.py:511 at 2d85600.
             return float(step) / float(max(1, warmup)) if step < warmup else 1.0
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_then_constant)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
 
-    @torch.no_grad()
-    def hard_sync_targets(self) -> None:
-        for online, target in self._target_pairs():
-            target.load_state_dict(online.state_dict())
-        self.maximized_critics.load_state_dict(self.critics.state_dict())
-
-    @torch.no_grad()
-    def soft_sync_targets(self) -> None:
-        """EMA targets with rate tau; the DPG critic copy is a hard copy of the current critics."""
-        for online, target in self._target_pairs():
-            t_params = [p for p in target.parameters()]
-            o_params = [p.detach() for p in online.parameters()]
-            torch._foreach_lerp_(t_params, o_params, self.tau)
-            for tb, ob in zip(target.buffers(), online.buffers()):
-                tb.copy_(ob)
-        for tp, op in zip(self.maximized_critics.parameters(), self.critics.parameters()):
-            tp.copy_(op.detach())
-
-    def _target_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
-        return [(self.critics, self.target_critics), (self.actor, self.target_actor)]
-
-    # --------------------------------------------------------------------- checkpoints
+    # ---------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Encoder keywords come from gin, not from the hyperparameters: keep the config with the weights.
-        checkpoint[GIN_CKPT_KEY] = gin.config_str()
-        # The total of skipped (non-finite) steps is a run statistic: a resumed run keeps counting.
-        checkpoint[SKIPPED_STEPS_CKPT_KEY] = int(getattr(self, "skipped_steps", 0))
+        ckpt.save_agent_keys(checkpoint, self.skipped_steps)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Before the weights are restored: refuse a checkpoint written with another configuration.
+
+        Lists every differing hyperparameter and model gin binding. Set the environment variable
+        ``AMAGO_PL_ALLOW_CONFIG_CHANGE=1`` to continue anyway (the differences are logged).
+        """
+        self.nonfinite_guard.skipped_steps = ckpt.skipped_steps_of(checkpoint)
+        ckpt.check_agent_config(checkpoint, self.hparams)
 
     @classmethod
-    def load_from_checkpoint(
-        cls,
-        checkpoint_path: str | Path | IO,
-        map_location: Any = None,
-        hparams_file: str | Path | None = None,
-        strict: bool | None = None,
-        weights_only: bool | None = False,
-        **kwargs: Any,
-    ):
-        """Rebuild the agent: re-parse the stored gin config (so encoder keywords match), then load.
+    def load_from_checkpoint(cls, checkpoint_path: str | Path | IO, *args: Any, **kwargs: Any):
+        """Rebuild the agent: re-bind the stored gin config (so encoder keywords match), then load.
 
-        ``weights_only=False`` because the hyperparameters hold gym spaces and classes; only load
-        checkpoints you trust.
+        Lightning's arguments (``map_location``, ``hparams_file``, ``strict``, ``weights_only``);
+        ``weights_only`` defaults to False because the hyperparameters hold gym spaces and classes:
+        only load checkpoints you trust.
         """
         if not hasattr(checkpoint_path, "read"):
-            ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-            config = ckpt.get(GIN_CKPT_KEY)
-            if config:
-                with gin.unlock_config():
-                    gin.parse_config(compat.rewrite_gin_text(config), skip_unknown=True)
-        return super().load_from_checkpoint(
-            checkpoint_path,
-            map_location=map_location,
-            hparams_file=hparams_file,
-            strict=strict,
-            weights_only=weights_only,
-            **kwargs,
-        )
+            ckpt.parse_stored_gin(checkpoint_path)
+        if len(args) < 4:  # weights_only is Lightning's fifth parameter
+            kwargs.setdefault("weights_only", False)
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
 
 
-# MultiTaskAgent lives in multitask_agent.py (a subclass cannot be defined before its base);
-# the original's path amago/agent.py still serves it, through the alias table.
+# MultiTaskAgent lives in multitask_agent.py (a subclass cannot be defined before its base), the
+# non-finite-step names in nonfinite.py and the checkpoint keys in checkpoint.py; their old paths
+# here and in the former agent_step.py are served through the alias table (amago_pl/compat.py).
 __getattr__ = compat.name_getattr(__name__)
 
 __all__ = [  # noqa: F822 - MultiTaskAgent is served by __getattr__
