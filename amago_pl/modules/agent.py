@@ -99,20 +99,16 @@ class Agent(pl.LightningModule):
         tstep_encoder_type: built as ``cls(obs_space, rl2_space)``.
         traj_encoder_type: built as ``cls(tstep_dim, max_seq_len)``.
         num_critics: size C of the critic ensemble.
-        num_critics_td: per TD target, this many members are drawn with replacement and reduced
-            with a min when ``online_coeff > 0``, a mean otherwise (REDQ).
+        num_critics_td: members drawn (with replacement) per TD target, then min (DPG on) or mean.
         online_coeff: weight of the DPG term; needs a distribution with differentiable actions.
         offline_coeff: weight of the advantage-filtered behaviour-cloning term.
         gamma: the main discount factor: the last trained gamma and the one that acts.
         reward_multiplier: scales rewards inside the loss only; ``NCriticsTwoHot.max_return`` is
             in these scaled units.
         tau: EMA rate moving the target critics and actor after every optimizer step.
-        fake_filter: weight every replay action 1 (plain BC); with ``online_coeff = 0`` the critics
-            are then not evaluated at all.
-        num_actions_for_value_in_critic_loss: K next actions sampled to estimate V(s') in the TD
-            target (continuous actions; Discrete uses the exact probabilities).
-        num_actions_for_value_in_actor_loss: K actions sampled to estimate V(s) for the advantage
-            and the DPG term (continuous actions).
+        fake_filter: weight every replay action 1 (plain BC; no critics at ``online_coeff = 0``).
+        num_actions_for_value_in_critic_loss: K actions for V(s') in the TD target (not Discrete).
+        num_actions_for_value_in_actor_loss: K actions for V(s) in the advantage and DPG term (not Discrete).
         fbc_filter_func: advantages (B, L-1, G, 1) -> BC weights of the same shape.
         popart: normalise value targets per gamma with ``PopArtLayer`` (False: identity).
         use_target_actor: sample the TD target's next actions from the target actor (else online).

@@ -37,11 +37,8 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def binary_filter(adv: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
     """Imitate only actions the critic thinks beat the policy (CRR's binary filter).
 
-    Weight 1 where the advantage exceeds ``threshold``, 0 elsewhere. The default
-    ``Agent.fbc_filter_func``.
-
-    This function is gin-configurable: the Agent calls it as ``binary_filter(adv)`` and
-    ``threshold`` keeps its default unless gin binds it (``binary_filter.threshold = 0.1``).
+    Weight 1 where the advantage exceeds ``threshold``, 0 elsewhere; the default
+    ``Agent.fbc_filter_func``. Every filter is called as ``filter(adv)``; gin binds the rest.
 
     Units of ``adv`` (all filters): the Agent passes ``A = Q(s, a_buffer) - V(s)`` taken from the
     critics' raw outputs, before PopArt denormalisation, as the original does (amago/agent.py:1039
@@ -53,9 +50,8 @@ def binary_filter(adv: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
     in scaled-return units. Thresholds and temperatures therefore scale with the returns.
 
     Args:
-        adv: advantages (B, L-1, G, 1), in the critic's raw value units (see above). Supplied by
-            the Agent's loss, not by gin.
-        threshold: advantages strictly above this value get weight 1. Defaults to 0.0.
+        adv: advantages (B, L-1, G, 1), in the critic's raw value units (see above).
+        threshold: advantages strictly above this value get weight 1.
 
     Returns:
         Weights of the same shape and dtype as ``adv``.
@@ -72,25 +68,18 @@ def exp_filter(
     clip_weights_low: float | None = 1e-7,
     clip_weights_high: float | None = None,
 ) -> torch.Tensor:
-    """AWAC/CRR exponential weights exp(beta * A).
-
-    Select it with ``Agent.fbc_filter_func = @exp_filter``.
-
-    This function is gin-configurable: the Agent calls it as ``exp_filter(adv)`` and every keyword
-    keeps its default unless gin binds it (``exp_filter.beta = 0.5``).
+    """AWAC/CRR exponential weights exp(beta * A); select it with ``Agent.fbc_filter_func = @exp_filter``.
 
     Args:
         adv: advantages (B, L-1, G, 1), in the critic's raw value units (see ``binary_filter``;
-            not scale-free). Supplied by the Agent's loss, not by gin.
+            not scale-free).
         beta: inverse temperature, in 1 / (units of ``adv``): larger values favour high-advantage
-            actions more sharply. Defaults to 1.0.
+            actions more sharply.
         clip_adv_low: clamp advantages from below before exponentiating; None for no clamp.
-            Defaults to None.
         clip_adv_high: clamp advantages from above before exponentiating; None for no clamp.
-            Defaults to None.
-        clip_weights_low: lower bound on the weights; None for none. Defaults to 1e-7.
+        clip_weights_low: lower bound on the weights; None for none.
         clip_weights_high: upper bound on the weights (guards against huge weights from large
-            advantages); None for none. Defaults to None.
+            advantages); None for none.
 
     Returns:
         Weights of the same shape as ``adv``.
@@ -132,24 +121,17 @@ def leaky_relu_filter(
     A = 0.5 / 2 / 10 gives about 1.26 / 2.01 / 6.01, and A = -1 gives ``clip_weights_low``.
     Select it with ``Agent.fbc_filter_func = @leaky_relu_filter``.
 
-    This function is gin-configurable: the Agent calls it as ``leaky_relu_filter(adv)`` and every
-    keyword keeps its default unless gin binds it (``leaky_relu_filter.beta = 1.0``).
-
     Args:
         adv: advantages (B, L-1, G, 1), in the critic's raw value units (see ``binary_filter``;
-            not scale-free). Supplied by the Agent's loss, not by gin.
+            not scale-free).
         beta: temperature: the ramp's slope above ``tau`` is ``1 / beta``, so a larger beta
-            flattens it. Must be positive. Defaults to 2.0.
+            flattens it. Must be positive.
         tau: advantage at which the ramp switches from the leaky slope to the main one.
-            Defaults to 1e-2.
-        neg_slope: leaky-ReLU slope (relative to ``1 / beta``) below ``tau``. Defaults to 0.05.
+        neg_slope: leaky-ReLU slope (relative to ``1 / beta``) below ``tau``.
         target_f0: the weight at zero advantage (before clamping and the binary term).
-            Defaults to 1e-2.
-        clip_weights_low: lower bound on the ramp (applied before the binary term); None for
-            none. Defaults to 1e-7.
-        clip_weights_high: upper bound on the ramp (applied before the binary term); None for
-            none. Defaults to 10.0.
-        add_binary: add ``1[adv > 0]`` after clamping. Defaults to True.
+        clip_weights_low: lower bound on the ramp (before the binary term); None for none.
+        clip_weights_high: upper bound on the ramp (before the binary term); None for none.
+        add_binary: add ``1[adv > 0]`` after clamping.
 
     Returns:
         Weights of the same shape as ``adv``.
