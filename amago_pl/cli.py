@@ -14,17 +14,14 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from amago_pl.callbacks.checkpoint_io import with_atomic_checkpoints
 from amago_pl.cli_utils import check_binding_types, parse_gin, register_all_configurables
-from amago_pl.run.build import check_required_bindings
-from amago_pl.run.settings import cli_build_roots, validate_cli_settings
+from amago_pl.run.build import check_required_bindings, configure_dataset, trainer_arguments
+from amago_pl.run.settings import CLI_KEYS, Settings, cli_build_roots, cli_values, validate_cli_settings
 
 
 def amago_agent(
@@ -34,9 +31,9 @@ def amago_agent(
     tstep_encoder: str = "ff",
     traj_encoder: str = "transformer",
     agent: str = "agent",
-    learning_rate: float = 1e-4,
-    lr_warmup_steps: int = 500,
-    l2_coeff: float = 1e-3,
+    learning_rate: float | None = None,
+    lr_warmup_steps: int | None = None,
+    l2_coeff: float | None = None,
 ) -> pl.LightningModule:
     """Build the agent for a built-in env by name (its spaces decide the structural arguments).
 
@@ -49,25 +46,24 @@ def amago_agent(
         traj_encoder: sequence-model registry name, "transformer", "rnn" (or "gru"), "ff", "mamba"
             or "identity"; its keywords come from gin.
         agent: agent registry name, "agent" or "multitask"; its keywords come from gin.
-        learning_rate: AdamW learning rate passed to the agent.
-        lr_warmup_steps: optimizer steps of linear learning-rate warmup.
-        l2_coeff: AdamW weight decay.
+        learning_rate, lr_warmup_steps, l2_coeff: AdamW learning rate, optimizer steps of linear
+            warmup and weight decay; None keeps the agent's value (its default or gin's
+            ``Agent.learning_rate`` ...), and a different gin binding is an error.
     """
     from amago_pl.modules.agent import get_agent_cls
     from amago_pl.nets.registry import get_traj_encoder_cls, get_tstep_encoder_cls
-    from amago_pl.run.build import probe_spaces
+    from amago_pl.run.build import optimizer_keywords, probe_spaces
 
-    obs_space, rl2_space, action_space = probe_spaces(_EnvFactory(env, env_kwargs), "sync", 1)
-    return get_agent_cls(agent)(
-        obs_space,
-        rl2_space,
-        action_space,
+    agent_cls = get_agent_cls(agent)
+    given = {"learning_rate": learning_rate, "lr_warmup_steps": lr_warmup_steps, "l2_coeff": l2_coeff}
+    optimizer = optimizer_keywords(agent_cls, given, CLI_KEYS, "amago-pl")
+    spaces = probe_spaces(_EnvFactory(env, env_kwargs), "sync", 1)
+    return agent_cls(
+        *spaces,
         max_seq_len,
         get_tstep_encoder_cls(tstep_encoder),
         get_traj_encoder_cls(traj_encoder),
-        learning_rate=learning_rate,
-        lr_warmup_steps=lr_warmup_steps,
-        l2_coeff=l2_coeff,
+        **optimizer,
     )
 
 
@@ -115,10 +111,13 @@ class _EnvFactory:
 class RunSettings:
     """Collection, evaluation and run-folder settings (the ``run:`` section of the YAML).
 
+    Each key is the ``Experiment`` keyword of the same name unless ``CLI_KEYS``
+    (``amago_pl.run.settings``) maps it: ``timesteps_per_epoch`` is ``train_timesteps_per_epoch``,
+    ``val_timesteps`` is ``val_timesteps_per_epoch``.
+
     Args:
         run_dir: run folder: config.txt, checkpoints, logs, learning_curve.png.
         parallel_actors: envs per process for collection and evaluation.
-        env_mode: "sync", "async" or "already_vectorized".
         timesteps_per_epoch: env steps per actor collected before each epoch.
         val_timesteps: env steps per actor of each evaluation (0 disables evaluation).
         traj_save_len: trajectory file length; stagger_traj_file_lengths randomises it by +-max_seq_len.
@@ -128,6 +127,7 @@ class RunSettings:
             draws fresh when it is not given (``seed_everything: true``, the default): repeated
             runs are then independent, the seed is recorded in config.txt and the checkpoints, and
             ``--ckpt_path`` resumes with the recorded one.
+        always_save_latest: write ``ckpts/latest/policy.pt`` after every epoch (for collectors).
     """
 
     run_dir: str = "runs/amago_pl"
@@ -143,6 +143,12 @@ class RunSettings:
     start_collecting_at_epoch: int = 0
     ckpt_interval: int | None = 50
     seed: int | None = None
+    save_trajs_as: str = "npz"
+    force_reset_train_envs_every: int | None = None
+    async_env_mp_context: str | None = None
+    always_save_latest: bool = True
+    always_load_latest: bool = False
+    verbose: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -185,85 +191,74 @@ class AmagoCLI(LightningCLI):
             return everything, getattr(self, "_seed_drawn", False)
         return draw_seed(), True  # seed_everything: false
 
-    def before_instantiate_classes(self) -> None:
-        """Check every setting (and the gin.REQUIRED keywords) before any env or model is built."""
-        cfg = self.config[self.subcommand] if self.subcommand else self.config
-        problems = validate_cli_settings(cfg)
-        if not problems:
-            try:
-                check_required_bindings(cli_build_roots(cfg))
-            except ValueError as err:
-                raise SystemExit(f"amago-pl: {err}") from err
-            return
-        raise SystemExit("amago-pl: invalid settings:\n  - " + "\n  - ".join(problems))
+    def _cfg(self) -> Any:
+        return self.config[self.subcommand] if self.subcommand else self.config
 
-    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
-        from amago_pl.callbacks import ConfigLoggingCallback, EvalCallback, RolloutCallback, SummaryCallback
-        from amago_pl.callbacks.seeding import RunSeedCallback
+    def before_instantiate_classes(self) -> None:
+        """Check every setting (and gin) before any env or model is built."""
+        from amago_pl.run.build import optimizer_keywords
+
+        cfg = self._cfg()
+        problems = validate_cli_settings(cfg)
+        if problems:
+            raise SystemExit("amago-pl: invalid settings:\n  - " + "\n  - ".join(problems))
+        roots = cli_build_roots(cfg)
+        try:
+            check_required_bindings(roots)
+            optimizer_keywords(roots[0], cli_values(cfg), CLI_KEYS, "amago-pl")
+        except ValueError as err:
+            raise SystemExit(f"amago-pl: {err}") from err
+
+    def settings(self) -> Settings:
+        """The run ``Settings`` of this command line: the YAML keys mapped by ``CLI_KEYS``."""
         from amago_pl.envs.exploration import get_exploration_cls
 
-        cfg = self.config[self.subcommand] if self.subcommand else self.config
-        run, model = cfg["run"], cfg["model"]
-        seed, seed_drawn = self.run_seed()
-        make_env = _EnvFactory(model["env"], model["env_kwargs"])
-        run_dir = Path(run["run_dir"])
-        callbacks: list[pl.Callback] = [
-            RolloutCallback(
-                make_env,
-                parallel_actors=run["parallel_actors"],
-                env_mode=run["env_mode"],
-                timesteps_per_epoch=run["timesteps_per_epoch"],
-                max_seq_len=model["max_seq_len"],
-                traj_save_len=run["traj_save_len"],
-                stagger_traj_file_lengths=run["stagger_traj_file_lengths"],
-                start_collecting_at_epoch=run["start_collecting_at_epoch"],
-                exploration_wrapper_type=get_exploration_cls(run["exploration"])
-                if run["exploration"]
-                else None,
-                sample_actions=run["sample_actions_train"],
-                seed=seed,
-            )
-        ]
-        if run["val_timesteps"] > 0:
-            callbacks.append(
-                EvalCallback(
-                    make_env,
-                    parallel_actors=run["parallel_actors"],
-                    timesteps=run["val_timesteps"],
-                    env_mode=run["env_mode"],
-                    sample_actions=run["sample_actions_val"],
-                    stage="test" if self.subcommand == "test" else "val",
-                    seed=seed + 1_000_000,
-                )
-            )
-        callbacks += [
-            ModelCheckpoint(
-                dirpath=run_dir / "ckpts",
-                filename="epoch={epoch}",
-                auto_insert_metric_name=False,
-                every_n_epochs=run["ckpt_interval"] or 1,
-                save_top_k=-1 if run["ckpt_interval"] else 0,
-                save_last=True,
-                save_on_train_epoch_end=True,
-                enable_version_counter=False,
-            ),
-            ConfigLoggingCallback(run_dir),
-            # After ConfigLoggingCallback, whose config.txt it records the seed in.
-            RunSeedCallback(seed, seed_drawn, run_dir, config_template=_SEED_LINE),
-            SummaryCallback(run_dir, title=model["env"]),
-        ]
-        trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
-        if trainer_config.get("logger") in (None, True):
-            from lightning.pytorch.loggers import CSVLogger
+        cfg = self._cfg()
+        values = cli_values(cfg, settings_only=True)
+        trainer = self._get(self.config_init, "trainer", default={})
+        for name, key in CLI_KEYS.items():
+            if key.startswith("trainer.") and name in values:
+                values[name] = trainer[key.partition(".")[2]]  # instantiated (e.g. a Strategy object)
+        values["seed"], values["seed_drawn"] = self.run_seed()
+        make_env = _EnvFactory(cfg["model"]["env"], cfg["model"]["env_kwargs"])
+        exploration = cfg["run"]["exploration"]
+        return Settings(
+            **values,
+            make_train_env=make_env,
+            make_val_env=make_env,
+            exploration_wrapper_type=get_exploration_cls(exploration) if exploration else None,
+            trainer_kwargs=self._trainer_overrides(),
+            labels=CLI_KEYS,
+            source="amago-pl",
+            seed_record=_SEED_LINE,
+        )
 
-            trainer_config["logger"] = CSVLogger(save_dir=str(run_dir), name="logs")
-        if not trainer_config.get("default_root_dir"):
-            trainer_config["default_root_dir"] = str(run_dir)
-        if run["val_timesteps"] <= 0:
-            trainer_config["limit_val_batches"] = 0
-        trainer_config["plugins"] = with_atomic_checkpoints(trainer_config.get("plugins"))
+    def _trainer_overrides(self) -> dict[str, Any]:
+        """``trainer:`` values the YAML or flags set that no setting maps: passed to the Trainer last."""
+        mapped = {key.partition(".")[2] for key in CLI_KEYS.values() if key.startswith("trainer.")}
+        given = self._cfg()["trainer"]
+        defaults = self._parser(self.subcommand).get_defaults()["trainer"]
+        trainer = self._get(self.config_init, "trainer", default={})
+        out = {}
+        for key, value in trainer.items():
+            if key in mapped or key == "callbacks" or given[key] == defaults.get(key):
+                continue
+            if key == "logger" and value in (None, True):
+                continue  # the run's CSV logger
+            out[key] = value
+        return out
+
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        settings = self.settings()
+        settings.trainer_kwargs = {**settings.trainer_kwargs, **kwargs}
+        configure_dataset(self.datamodule, settings)
+        args = trainer_arguments(settings, stage="test" if self.subcommand == "test" else "val")
+        # The YAML's own callbacks first, as LightningCLI orders them; LightningCLI adds its
+        # SaveConfigCallback.
         extra = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
-        return self._instantiate_trainer(trainer_config, extra + callbacks)
+        user = self._get(self.config_init, "trainer", default={}).get("callbacks") or []
+        args["callbacks"] = [*(user if isinstance(user, list) else [user]), *extra, *args["callbacks"]]
+        return self._instantiate_trainer(args, [])
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)

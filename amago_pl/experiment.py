@@ -1,8 +1,8 @@
 """Experiment: the original library's facade, rebuilt as wiring around a Lightning ``Trainer``.
 
-It holds no RL logic. ``start()`` builds the Agent (from the env's spaces and the chosen classes),
-the callbacks (collection, evaluation, checkpoints, config logging, summary), the loggers and the
-Trainer; ``learn()`` calls ``Trainer.fit``. The same run can be written as a plain script: see
+It holds no RL logic: its fields are run ``Settings`` (``amago_pl.run.settings``), and ``start()``
+hands them to the one builder (``amago_pl.run.build``) that also serves the ``amago-pl`` CLI and
+plain scripts; ``learn()`` calls ``Trainer.fit``. The same run as a plain script:
 ``examples/trainer_fit_script.py``.
 """
 
@@ -10,30 +10,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import gin
 import lightning.pytorch as pl
 
-from amago_pl.callbacks import (
-    EvalCallback,
-)
-from amago_pl.callbacks.checkpoint_io import with_atomic_checkpoints
+from amago_pl.callbacks import EvalCallback
 from amago_pl.callbacks.interact import EpisodeStat
-from amago_pl.callbacks.rollout import log_to_loggers
+from amago_pl.callbacks.rollout import log_to_loggers, total_frames
 from amago_pl.callbacks.seeding import draw_seed
 from amago_pl.envs import EpsilonGreedy
 from amago_pl.run.build import (
     build_callbacks,
-    build_loggers,
-    check_required_bindings,
+    build_run,
     describe_run,
-    precision_from_mixed,
-    probe_spaces,
+    load_weights_only,
+    trainer_arguments,
     validate_experiment,
 )
+from amago_pl.run.settings import Settings
 
 
 @dataclass
@@ -47,32 +44,26 @@ class EvaluationResult:
 class Experiment:
     """The training run: envs, replay data, agent and schedule, wired into a Lightning ``Trainer``.
 
-    Keyword names and defaults follow the original ``amago.Experiment`` (inventory table 2.1).
-    The fields after ``mixed_precision`` are amago_pl additions for Lightning (devices, seed,
-    loggers, extra Trainer arguments). Invalid settings raise a ``ValueError`` at construction.
+    Keyword names and defaults follow the original ``amago.Experiment`` (amago/experiment.py:120-184
+    at 2d85600); the fields after ``mixed_precision`` are amago_pl additions (devices, seed, loggers,
+    extra Trainer arguments). Every field is also a ``Settings`` field of the same name
+    (``amago_pl.run.settings``), which the builder in ``amago_pl.run.build`` turns into the agent,
+    callbacks and Trainer. Invalid settings raise a ``ValueError`` at construction. Typical use:
+    ``exp = Experiment(...)``, ``exp.start()``, ``exp.learn()``, ``exp.evaluate_test(make_env, timesteps)``.
 
-    This class is gin-configurable: unlike the other configurables you construct it yourself, and
-    gin supplies any keyword you do not pass (``Experiment.batch_size = 32``). Typical use:
-    ``exp = Experiment(...)``, then ``exp.start()``, ``exp.learn()`` and
-    ``exp.evaluate_test(make_env, timesteps)``. The sections below group the fields; they are all
-    keyword arguments of the constructor.
-
-    Required (no default):
+    Required:
 
     Args:
-        run_name: name of the run; its files go to ``{ckpt_base_dir}/{run_name}/`` (checkpoints in
-            ``ckpts/``, CSV logs in ``logs/``), and it names the wandb run.
+        run_name: its files go to ``{ckpt_base_dir}/{run_name}/`` (checkpoints in ``ckpts/``, CSV
+            logs in ``logs/``); it also names the wandb run.
         ckpt_base_dir: folder that holds the run folders.
         max_seq_len: context length in timesteps: the length of training sequences and the number
-            of past steps the policy remembers during rollouts (the TrajEncoder's
-            ``max_seq_len``). A positive integer.
-        dataset: the replay data, an ``RLDataset`` instance (``DiskTrajDataset``,
-            ``MixtureOfDatasets``, ...). ``start()`` configures it in place with this run's batch
-            size, sequence length and loader settings; it also serves as the Lightning datamodule.
-        tstep_encoder_type: the TstepEncoder class (e.g. ``FFTstepEncoder``), built by the Agent
-            from the env spaces.
-        traj_encoder_type: the TrajEncoder class (e.g. ``TformerTrajEncoder``), built by the Agent.
-        agent_type: the Agent class (``Agent`` or ``MultiTaskAgent``), built by ``start()``.
+            of past steps the policy remembers during rollouts.
+        dataset: the replay data, an ``RLDataset`` (``DiskTrajDataset``, ``MixtureOfDatasets``, ...).
+            ``start()`` configures it in place with this run's batch size, sequence length and
+            loader settings; it is also the Lightning datamodule.
+        tstep_encoder_type, traj_encoder_type, agent_type: classes that ``start()`` builds from the
+            env spaces (their keywords come from gin).
         val_timesteps_per_epoch: env steps per parallel env in each validation run; 0 disables
             validation. Only episodes that finish within this budget are counted.
         make_train_env: a callable returning an ``AMAGOEnv``, or a list of ``parallel_actors``
@@ -82,96 +73,73 @@ class Experiment:
     Envs:
 
     Args:
-        parallel_actors: number of envs stepped together in each process (also the batch size of
-            the rollout memory). Defaults to 12.
+        parallel_actors: envs stepped together in each process (also the batch size of the
+            rollout memory).
         env_mode: "async" (each env in a worker process), "sync" (all envs in this process) or
             "already_vectorized" (the factory returns one env that is already batched).
-            Defaults to "async".
-        async_env_mp_context: multiprocessing start method of the "async" workers ("fork",
-            "spawn", "forkserver"); None picks "fork" on Linux and "spawn" elsewhere.
-            Defaults to None.
+        async_env_mp_context: start method of the "async" workers ("fork", "spawn",
+            "forkserver"); None picks "fork" on Linux and "spawn" elsewhere.
         exploration_wrapper_type: exploration class applied to the training actions, built as
-            ``cls(action_space, num_envs)``; None disables exploration. Validation and test never
-            explore. Defaults to ``EpsilonGreedy``.
-        sample_actions_train: sample actions from the policy during collection (False takes the
-            most likely / mean action). Defaults to True.
-        sample_actions_val: the same for validation and test. Defaults to True.
+            ``cls(action_space, num_envs)``; None disables exploration (evaluation never explores).
+        sample_actions_train, sample_actions_val: sample from the policy (False takes the most
+            likely / mean action) during collection, and during validation and test.
         force_reset_train_envs_every: every this many epochs, reset all training envs and clear
-            the policy's memory (for vectorised envs that never reset themselves); None never
-            forces a reset. Defaults to None.
+            the policy's memory (for vectorised envs that never reset themselves).
 
     Logging:
 
     Args:
         log_to_wandb: also log to Weights & Biases (offline when ``WANDB_MODE`` is "offline" or
-            "disabled"). Defaults to False.
-        wandb_project: wandb project; None uses "amago_pl". Defaults to the ``AMAGO_WANDB_PROJECT``
-            environment variable, read when the Experiment is created.
-        wandb_entity: wandb entity (user or team). Defaults to the ``AMAGO_WANDB_ENTITY``
-            environment variable.
-        wandb_group_name: wandb group of the run. Defaults to None.
-        verbose: show progress bars, the model summary and the start-up description.
-            Defaults to True.
-        log_interval: log the training metrics (losses, diagnostics, gradient norms) every this
-            many training steps (Lightning's ``log_every_n_steps``). Defaults to 300.
+            "disabled").
+        wandb_project, wandb_entity: default to the ``AMAGO_WANDB_PROJECT`` / ``AMAGO_WANDB_ENTITY``
+            environment variables, read when the Experiment is created ("amago_pl" without either).
+        verbose: progress bars, the model summary and the start-up description.
+        log_interval: training steps between logged training metrics (``log_every_n_steps``).
 
     Replay:
 
     Args:
         traj_save_len: a trajectory is written to a file when its episode ends or after this many
-            steps, whichever comes first (long episodes become several files). Must be at least
-            ``max_seq_len``. Defaults to 10**10 (whole episodes).
-        has_dset_edit_rights: whether this process may delete old FIFO files from the replay
-            buffer; False for collector-only processes that share a buffer. Defaults to True.
-        stagger_traj_file_lengths: draw each file's split length at random in
-            ``[traj_save_len - max_seq_len, traj_save_len + max_seq_len]`` so that file
-            boundaries do not line up across envs (only when ``max_seq_len < traj_save_len``).
-            Defaults to True.
-        save_trajs_as: file format of new trajectories: "npz" or "npz-compressed".
-            Defaults to "npz".
+            steps (long episodes become several files). At least ``max_seq_len``.
+        has_dset_edit_rights: whether this process may delete old FIFO files; False for
+            collector-only processes that share a buffer.
+        stagger_traj_file_lengths: draw each file's split length in
+            ``[traj_save_len - max_seq_len, traj_save_len + max_seq_len]`` so that file boundaries
+            do not line up across envs (only when ``max_seq_len < traj_save_len``).
+        save_trajs_as: "npz" or "npz-compressed".
         padded_sampling: where training windows may start in a trajectory longer than
-            ``max_seq_len``: "none" (windows always full length), "left" (may start before the
-            trajectory's first step, giving a shorter window that begins at step 0), "right"
-            (may run past its end, giving a shorter window) or "both". Shorter trajectories are
-            always used whole. Defaults to "none".
-        dloader_workers: DataLoader worker processes that load and cut trajectories; 0 loads in
-            the training process. Defaults to 6.
+            ``max_seq_len``: "none" (always full length), "left" (may start before step 0), "right"
+            (may run past the end) or "both". Shorter trajectories are always used whole.
+        dloader_workers: DataLoader worker processes; 0 loads in the training process.
 
     Schedule:
 
     Args:
-        epochs: number of epochs; each epoch collects data, then trains, then validates and
-            checkpoints when due. Defaults to 1000.
-        start_learning_at_epoch: epochs before this one only collect (no gradient steps).
-            Defaults to 0.
-        start_collecting_at_epoch: epochs before this one do not collect (e.g. offline
-            pretraining before online fine-tuning). Defaults to 0.
-        train_timesteps_per_epoch: env steps per parallel env collected each epoch; 0 disables
-            collection. Defaults to 1000.
+        epochs: each epoch collects, then trains, then validates and checkpoints when due.
+        start_learning_at_epoch: epochs before this one only collect.
+        start_collecting_at_epoch: epochs before this one do not collect (offline pretraining).
+        train_timesteps_per_epoch: env steps per parallel env collected each epoch (0: none).
         train_batches_per_epoch: training batches per epoch in each process; 0 makes the run a
-            pure collector (no training, no checkpoints). Defaults to 1000.
+            pure collector (no training, no checkpoints).
         val_interval: validate every this many epochs; None (or 0) disables validation.
-            Defaults to 20.
-        ckpt_interval: keep a full checkpoint ``ckpts/epoch={e}.ckpt`` every this many epochs;
-            ``ckpts/last.ckpt`` is always kept. None keeps only ``last.ckpt``. Defaults to 50.
-        always_save_latest: after every epoch, write the current weights to
-            ``ckpts/latest/policy.pt`` for collector processes. Defaults to True.
+        ckpt_interval: keep ``ckpts/epoch={e}.ckpt`` every this many epochs; ``ckpts/last.ckpt``
+            is always kept. None keeps only ``last.ckpt``.
+        always_save_latest: write ``ckpts/latest/policy.pt`` after every epoch (for collectors).
         always_load_latest: load ``ckpts/latest/policy.pt`` at the start of every epoch (for
-            collector processes that follow a separate learner). Defaults to False.
+            collector processes that follow a separate learner).
 
     Optimization:
 
     Args:
-        batch_size: sequences per batch in each process (per device). Defaults to 24.
+        batch_size: sequences per batch in each process (per device).
         batches_per_update: batches whose gradients are accumulated per optimizer step.
-            Defaults to 1.
-        learning_rate: AdamW learning rate, passed to the Agent. Defaults to 1e-4.
-        lr_warmup_steps: optimizer steps of linear learning-rate warmup, passed to the Agent.
-            Defaults to 500.
-        grad_clip: gradients are clipped to this global norm. Defaults to 1.0.
-        l2_coeff: AdamW weight decay, passed to the Agent. Defaults to 1e-3.
-        mixed_precision: "no" (fp32), "fp16" or "bf16" (mixed precision); Lightning precision
-            strings such as "bf16-mixed" are accepted too. Defaults to "no".
+        learning_rate, lr_warmup_steps, l2_coeff: AdamW learning rate, optimizer steps of linear
+            warmup, and weight decay. The Agent's keywords of the same names: None (the default)
+            keeps the Agent's value (1e-4, 500, 1e-3 unless gin binds ``Agent.learning_rate`` ...);
+            a value here and a different gin binding is an error.
+        grad_clip: gradients are clipped to this global norm.
+        mixed_precision: "no" (fp32), "fp16" or "bf16"; Lightning precision strings such as
+            "bf16-mixed" are accepted too.
 
     amago_pl additions:
 
@@ -179,15 +147,10 @@ class Experiment:
         seed: global seed (``seed_everything``) and base of the env seeds (per rank: see
             ``amago_pl.callbacks.seeding``). None draws a fresh one, so repeated runs are
             independent as in the original; it is written to config.txt and the checkpoints, and
-            a resume (``load_checkpoint``) continues with it. Defaults to None.
-        accelerator: Lightning accelerator ("auto", "cpu", "gpu", ...). Defaults to "auto".
-        devices: Lightning ``devices`` (a count, "auto", or a list of device ids). Defaults to 1.
-        strategy: Lightning strategy ("auto", "ddp", ...). Defaults to "auto".
-        num_nodes: number of machines for multi-node training. Defaults to 1.
-        loggers: Lightning loggers to use, any of "csv", "tensorboard" and "wandb".
-            Defaults to ("csv",).
-        trainer_kwargs: extra keyword arguments for ``lightning.pytorch.Trainer``; they override
-            the ones the Experiment computes. Defaults to None.
+            a resume (``load_checkpoint``) continues with it.
+        accelerator, devices, strategy, num_nodes: Lightning's Trainer arguments.
+        loggers: any of "csv", "tensorboard" and "wandb".
+        trainer_kwargs: extra ``lightning.pytorch.Trainer`` arguments; they override the computed ones.
     """
 
     # required
@@ -236,10 +199,10 @@ class Experiment:
     # optimization
     batch_size: int = 24
     batches_per_update: int = 1
-    learning_rate: float = 1e-4
-    lr_warmup_steps: int = 500
+    learning_rate: float | None = None  # None: the Agent's (gin) value
+    lr_warmup_steps: int | None = None
     grad_clip: float = 1.0
-    l2_coeff: float = 1e-3
+    l2_coeff: float | None = None
     mixed_precision: str = "no"
     # amago_pl additions
     seed: int | None = None
@@ -255,6 +218,8 @@ class Experiment:
         self.seed_drawn = self.seed is None
         if self.seed is None:
             self.seed = draw_seed()
+        if isinstance(self.traj_save_len, float) and self.traj_save_len.is_integer():
+            self.traj_save_len = int(self.traj_save_len)  # the original's default is the float 1e10
         validate_experiment(self)
         self.agent = None
         self.trainer: pl.Trainer | None = None
@@ -269,76 +234,41 @@ class Experiment:
     def ckpt_dir(self) -> Path:
         return self.run_dir / "ckpts"
 
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
-        """Build the agent, callbacks, loggers and Trainer. Call after gin is configured."""
-        # Before anything is built: a gin.REQUIRED keyword nobody bound fails here, naming it.
-        check_required_bindings(
-            [self.agent_type, self.tstep_encoder_type, self.traj_encoder_type, self.exploration_wrapper_type]
-        )
-        pl.seed_everything(self.seed, workers=True, verbose=False)
-        obs_space, rl2_space, action_space = probe_spaces(
-            self.make_train_env, self.env_mode, self.parallel_actors
-        )
-        self.dataset.configure(
-            batch_size=self.batch_size,
-            max_seq_len=self.max_seq_len,
-            train_batches_per_epoch=self.train_batches_per_epoch,
-            padded_sampling=self.padded_sampling,
-            dloader_workers=self.dloader_workers,
-            has_edit_rights=self.has_dset_edit_rights,
-        )
-        if hasattr(self.dataset, "configure_schedule"):
-            self.dataset.configure_schedule(start_learning_at_epoch=self.start_learning_at_epoch)
-        # Structural arguments only; the optimizer settings are the Experiment's (as in the original).
-        self.agent = self.agent_type(
-            obs_space,
-            rl2_space,
-            action_space,
-            self.max_seq_len,
-            self.tstep_encoder_type,
-            self.traj_encoder_type,
-            learning_rate=self.learning_rate,
-            lr_warmup_steps=self.lr_warmup_steps,
-            l2_coeff=self.l2_coeff,
-        )
-        self.trainer = pl.Trainer(**self.trainer_arguments())
-        if self.verbose:
-            print(describe_run(self, obs_space, action_space))
-
-    def build_callbacks(self) -> list[pl.Callback]:
-        """Collection, evaluation, checkpoints, config logging and the summary (see experiment_utils)."""
-        return build_callbacks(self)
-
     @property
     def val_enabled(self) -> bool:
         return bool(self.val_interval) and self.val_timesteps_per_epoch > 0
 
-    def trainer_arguments(self) -> dict[str, Any]:
-        args: dict[str, Any] = dict(
-            max_epochs=self.epochs,
-            accelerator=self.accelerator,
-            devices=self.devices,
-            strategy=self.strategy,
-            num_nodes=self.num_nodes,
-            precision=precision_from_mixed(self.mixed_precision),
-            gradient_clip_val=self.grad_clip,
-            accumulate_grad_batches=self.batches_per_update,
-            check_val_every_n_epoch=self.val_interval if self.val_enabled else 1,
-            limit_val_batches=1 if self.val_enabled else 0,
-            num_sanity_val_steps=0,
-            callbacks=self.build_callbacks(),
-            logger=build_loggers(self),
-            default_root_dir=str(self.run_dir),
-            log_every_n_steps=self.log_interval,
-            enable_progress_bar=self.verbose,
-            enable_model_summary=self.verbose,
-            use_distributed_sampler=False,  # each rank samples its own batches (see the dataset)
+    # ------------------------------------------------------------------ lifecycle
+    def settings(self) -> Settings:
+        """This Experiment's fields as run ``Settings`` (the same names; read when called, so
+        changes made after construction, e.g. by ``switch_async_mode``, count)."""
+        own = {f.name for f in fields(self)}
+        mine = {f.name: getattr(self, f.name) for f in fields(Settings) if f.name in own}
+        return Settings(
+            **mine,
+            run_dir=self.run_dir,
+            seed_drawn=self.seed_drawn,
+            source="Experiment",
+            seed_record="Experiment.seed = {seed}",
+            seed_owner=self,
         )
-        args.update(self.trainer_kwargs or {})
-        # Checkpoints are written atomically, and a full disk names the path and size.
-        args["plugins"] = with_atomic_checkpoints(args.get("plugins"))
-        return args
+
+    def start(self) -> None:
+        """Build the agent, callbacks, loggers and Trainer. Call after gin is configured."""
+        built = build_run(
+            self.settings(), self.dataset, self.agent_type, self.tstep_encoder_type, self.traj_encoder_type
+        )
+        self.agent = built.agent
+        self.trainer = built.trainer()
+        if self.verbose:
+            print(describe_run(self, built.obs_space, built.action_space))
+
+    def build_callbacks(self) -> list[pl.Callback]:
+        """Collection, evaluation, checkpoints, config logging and the summary (``run.build``)."""
+        return build_callbacks(self)
+
+    def trainer_arguments(self) -> dict[str, Any]:
+        return trainer_arguments(self)
 
     def learn(self) -> None:
         """Train for ``epochs`` epochs (collect -> train -> validate -> checkpoint)."""
@@ -392,7 +322,7 @@ class Experiment:
         finally:
             evaluator.close()
         if self.trainer is not None:
-            log_to_loggers(self.trainer, metrics)
+            log_to_loggers(self.trainer, metrics, total_frames=total_frames(self.trainer))
             for logger in self.trainer.loggers:
                 logger.save()
         if self.verbose:
@@ -416,8 +346,6 @@ class Experiment:
         self.load_checkpoint_from_path(self.checkpoint_path(epoch), resume_training_state)
 
     def load_checkpoint_from_path(self, path: str | os.PathLike, resume_training_state: bool = True) -> None:
-        from amago_pl.run.build import load_weights_only
-
         path = Path(path)
         if not path.exists():
             available = sorted(p.name for p in self.ckpt_dir.glob("*.ckpt")) if self.ckpt_dir.exists() else []

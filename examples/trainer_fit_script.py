@@ -1,6 +1,8 @@
-"""The T-Maze run written as a plain Lightning script (no Experiment): data, agent, callbacks,
-loggers, Trainer, fit. Every Trainer feature works as usual (devices, strategy="ddp", precision,
-accumulate_grad_batches, gradient_clip_val, loggers, ckpt_path="last").
+"""The T-Maze run written as a plain Lightning script (no Experiment): settings, data, agent,
+Trainer, fit. ``build_run`` builds the agent, the callbacks (collection, evaluation, checkpoints,
+config logging, summary), the loggers and the Trainer arguments from one ``Settings``, the same
+builder ``Experiment`` and ``amago-pl`` use. Every Trainer feature works as usual (devices,
+strategy="ddp", precision, accumulate_grad_batches, gradient_clip_val, loggers, ckpt_path="last").
 
     python examples/trainer_fit_script.py --epochs 20
     python examples/trainer_fit_script.py --resume          # continue from runs/<run>/ckpts/last.ckpt
@@ -13,16 +15,15 @@ from pathlib import Path
 
 import gin
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 
-from amago_pl.callbacks import ConfigLoggingCallback, EvalCallback, RolloutCallback, SummaryCallback
 from amago_pl.datamodules import DiskTrajDataset
-from amago_pl.envs import AMAGOEnv, EpsilonGreedy
+from amago_pl.envs import AMAGOEnv
 from amago_pl.envs.builtin.tmaze import TMazeAltPassive
 from amago_pl.modules.agent import Agent
 from amago_pl.nets.traj_encoders import TformerTrajEncoder
 from amago_pl.nets.tstep_encoders import FFTstepEncoder
+from amago_pl.run.build import build_run
+from amago_pl.run.settings import Settings
 
 GIN = """
 Agent.reward_multiplier = 100.0
@@ -56,62 +57,32 @@ class MakeTMaze:
 
 def build(
     run_dir: Path, corridor: int, epochs: int, batches: int, actors: int, workers: int, **trainer_kwargs
-):
-    make_env = MakeTMaze(corridor)
-    horizon = corridor + 1
-    probe = make_env()
-    agent = Agent(
-        probe.observation_space,
-        probe.rl2_space,
-        probe.action_space,
-        horizon,
-        FFTstepEncoder,
-        TformerTrajEncoder,
+) -> tuple[Agent, DiskTrajDataset, pl.Trainer]:
+    horizon = corridor + 1  # one episode fits in the context
+    settings = Settings(
+        run_dir=run_dir,
+        max_seq_len=horizon,
+        make_train_env=MakeTMaze(corridor),
+        parallel_actors=actors,
+        env_mode="sync",
+        train_timesteps_per_epoch=2 * horizon,  # env steps per actor per epoch
+        val_timesteps_per_epoch=horizon + 1,
+        traj_save_len=horizon + 1,
+        stagger_traj_file_lengths=False,
+        sample_actions_train=False,
+        sample_actions_val=False,
+        epochs=epochs,
+        train_batches_per_epoch=batches,
+        batch_size=24,
+        dloader_workers=workers,
+        val_interval=2,
+        ckpt_interval=None,  # ckpts/last.ckpt only
+        log_interval=50,
+        trainer_kwargs=trainer_kwargs,  # e.g. devices=2, strategy="ddp", precision="bf16-mixed"
     )
-    probe.close()
     dataset = DiskTrajDataset(dset_root=str(run_dir.parent), dset_name=run_dir.name, dset_max_size=5000)
-    dataset.configure(
-        batch_size=24, max_seq_len=horizon, train_batches_per_epoch=batches, dloader_workers=workers
-    )
-    callbacks = [
-        RolloutCallback(
-            make_env,
-            parallel_actors=actors,
-            env_mode="sync",
-            timesteps_per_epoch=2 * horizon,
-            max_seq_len=horizon,
-            traj_save_len=horizon + 1,
-            stagger_traj_file_lengths=False,
-            exploration_wrapper_type=EpsilonGreedy,
-            sample_actions=False,
-        ),
-        EvalCallback(
-            make_env, parallel_actors=actors, timesteps=horizon + 1, env_mode="sync", sample_actions=False
-        ),
-        ModelCheckpoint(
-            dirpath=run_dir / "ckpts",
-            filename="epoch={epoch}",
-            auto_insert_metric_name=False,
-            save_last=True,
-            enable_version_counter=False,
-        ),
-        ConfigLoggingCallback(run_dir),
-        SummaryCallback(run_dir, title=run_dir.name),
-    ]
-    trainer_args = dict(
-        max_epochs=epochs,
-        callbacks=callbacks,
-        logger=CSVLogger(save_dir=str(run_dir), name="logs"),
-        default_root_dir=str(run_dir),
-        check_val_every_n_epoch=2,
-        limit_val_batches=1,
-        num_sanity_val_steps=0,
-        gradient_clip_val=1.0,
-        log_every_n_steps=50,
-        use_distributed_sampler=False,
-    )
-    trainer_args.update(trainer_kwargs)  # e.g. devices=2, strategy="ddp", precision="bf16-mixed"
-    return agent, dataset, pl.Trainer(**trainer_args)
+    run = build_run(settings, dataset, Agent, FFTstepEncoder, TformerTrajEncoder)
+    return run.agent, run.dataset, run.trainer()
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from amago_pl.callbacks.interact import EpisodeStat, fresh_state, interact, summarize_episodes
-from amago_pl.callbacks.rollout import RolloutCallback, autocast_context, log_to_loggers, world_info
+from amago_pl.callbacks.rollout import autocast_context, log_to_loggers, total_frames, world_info
 from amago_pl.envs import make_parallel_envs
 
 
@@ -140,12 +140,12 @@ class EvalCallback(pl.Callback):
         self.last_episodes = episodes
         metrics = summarize_episodes(episodes, self.stage)
         metrics[f"{self.stage}/env_fps"] = result.env_steps / max(result.seconds, 1e-9)
-        total_frames = _total_frames(trainer)
+        frames = total_frames(trainer)
         if trainer is not None:
-            log_to_loggers(trainer, metrics, total_frames=total_frames)
+            log_to_loggers(trainer, metrics, total_frames=frames)
             metrics["gradient_steps"] = float(trainer.global_step)
-        if total_frames is not None:
-            metrics["total_frames"] = float(total_frames)
+        if frames is not None:
+            metrics["total_frames"] = float(frames)
         self.history.append(metrics)
         return metrics
 
@@ -154,12 +154,3 @@ class EvalCallback(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
-
-
-def _total_frames(trainer: pl.Trainer | None) -> int | None:
-    if trainer is None:
-        return None
-    for cb in trainer.callbacks:
-        if isinstance(cb, RolloutCallback):
-            return cb.total_frames
-    return None

@@ -31,14 +31,29 @@ def world_info(trainer: pl.Trainer | None) -> tuple[int, int]:
     return trainer.global_rank, trainer.world_size
 
 
+TOTAL_FRAMES = "total_frames"  # env steps summed over ranks: the x-axis of rollout and eval metrics
+
+
+def total_frames(trainer: pl.Trainer | None) -> int | None:
+    """The run's env-step count as last published by the rollout callback (None before any)."""
+    if trainer is None:
+        return None
+    value = trainer.callback_metrics.get(TOTAL_FRAMES)
+    return None if value is None else int(value)
+
+
 class RolloutCallback(pl.Callback):
-    """Collects ``timesteps_per_epoch`` steps per actor before every training epoch.
+    """Collects ``train_timesteps_per_epoch`` steps per actor before every training epoch.
+
+    The env-step count is published as ``trainer.callback_metrics["total_frames"]`` (read it with
+    ``total_frames(trainer)``), where evaluation and any other callback find it.
 
     Args:
         make_env: a callable returning an ``AMAGOEnv``, or one callable per actor.
         parallel_actors: envs per process (each DDP rank runs its own).
         env_mode: "sync", "async" or "already_vectorized".
-        timesteps_per_epoch: env steps per actor per epoch.
+        train_timesteps_per_epoch: env steps per actor per epoch (1000 when neither this nor its
+            older name ``timesteps_per_epoch`` is given).
         max_seq_len: the agent's context length (sets the stagger range of file lengths).
         traj_save_len: split trajectories into files of about this many steps.
         stagger_traj_file_lengths: draw file lengths in [traj_save_len +- max_seq_len] so training
@@ -51,6 +66,7 @@ class RolloutCallback(pl.Callback):
         seed: base seed; the envs of rank r use ``rollout_seed(seed, r, epoch)`` (``seed`` itself
             for rank 0 of a fresh run) plus the actor index. Under DDP the same number also
             seeds each rank's global RNGs, so ranks sample different actions.
+        timesteps_per_epoch: the earlier name of ``train_timesteps_per_epoch``.
     """
 
     follows_run_seed = True  # RunSeedCallback moves ``seed`` when the run seed changes
@@ -60,7 +76,7 @@ class RolloutCallback(pl.Callback):
         make_env: Callable | Sequence[Callable],
         parallel_actors: int = 12,
         env_mode: str = "async",
-        timesteps_per_epoch: int = 1000,
+        train_timesteps_per_epoch: int | None = None,
         max_seq_len: int = 128,
         traj_save_len: int = 10**10,
         stagger_traj_file_lengths: bool = True,
@@ -72,7 +88,17 @@ class RolloutCallback(pl.Callback):
         async_env_mp_context: str | None = None,
         seed: int = 0,
         verbose: bool = True,
+        timesteps_per_epoch: int | None = None,
     ):
+        if None not in (train_timesteps_per_epoch, timesteps_per_epoch) and (
+            train_timesteps_per_epoch != timesteps_per_epoch
+        ):
+            raise ValueError(
+                f"train_timesteps_per_epoch={train_timesteps_per_epoch} and its older name "
+                f"timesteps_per_epoch={timesteps_per_epoch} disagree: give one"
+            )
+        if train_timesteps_per_epoch is None:
+            train_timesteps_per_epoch = 1000 if timesteps_per_epoch is None else timesteps_per_epoch
         if save_trajs_as not in ("npz", "npz-compressed"):
             raise ValueError(f"save_trajs_as={save_trajs_as!r}: use 'npz' or 'npz-compressed'")
         if int(traj_save_len) < max_seq_len:
@@ -83,7 +109,7 @@ class RolloutCallback(pl.Callback):
         self.make_env = make_env
         self.parallel_actors = parallel_actors
         self.env_mode = env_mode
-        self.timesteps_per_epoch = timesteps_per_epoch
+        self.train_timesteps_per_epoch = train_timesteps_per_epoch
         self.max_seq_len = max_seq_len
         self.traj_save_len = int(traj_save_len)
         self.stagger = stagger_traj_file_lengths
@@ -108,12 +134,20 @@ class RolloutCallback(pl.Callback):
         self.writer = None
         self.state: RolloutState | None = None
 
+    @property
+    def timesteps_per_epoch(self) -> int:
+        return self.train_timesteps_per_epoch
+
     # ------------------------------------------------------------------ lifecycle
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._build(trainer, pl_module)
         # Lightning creates the epoch-0 data iterator before on_train_epoch_start, so the first
         # collection happens here (see docs/architecture.md).
         self._maybe_collect(trainer, pl_module, trainer.current_epoch)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Again after a sanity check, whose end clears trainer.callback_metrics.
+        self._publish(trainer)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._maybe_collect(trainer, pl_module, trainer.current_epoch)
@@ -186,32 +220,38 @@ class RolloutCallback(pl.Callback):
             trainer.datamodule.set_epoch(epoch)  # the sampling seeds follow the Trainer's epoch
         if epoch in self.collected_epochs:
             return
-        if epoch < self.start_collecting_at_epoch or self.timesteps_per_epoch <= 0:
+        if epoch < self.start_collecting_at_epoch or self.train_timesteps_per_epoch <= 0:
             # No collection here (offline epochs, an async learner), but the buffer still needs its
             # per-epoch upkeep: new files from collector processes, and eviction, which in async
-            # runs only the learner may do (inventory 1.9 step 5 runs it every epoch).
+            # runs only the learner may do (the original runs it every epoch whether or not it
+            # collects: amago/experiment.py:927-935 at 2d85600).
             self.collected_epochs.add(epoch)
+            self._publish(trainer)
             dataset = trainer.datamodule
             if dataset is not None and hasattr(dataset, "on_end_of_collection"):
                 log_to_loggers(trainer, dataset.on_end_of_collection(), total_frames=self.total_frames)
             return
         if self.force_reset_every and epoch > 0 and epoch % self.force_reset_every == 0:
             self._reset_envs(pl_module)
-        metrics = self.collect(trainer, pl_module, self.timesteps_per_epoch, epoch)
+        metrics = self.collect(trainer, pl_module, self.train_timesteps_per_epoch, epoch)
         dataset = trainer.datamodule
         # Wait for data rather than spin: keep collecting until the store can feed the learner.
         # (Local work only: ranks may loop a different number of times, so no collectives here.)
         extra = 0
         while dataset is not None and not dataset.ready_for_training and extra < 1000:
-            self.collect(trainer, pl_module, self.timesteps_per_epoch, epoch)
+            self.collect(trainer, pl_module, self.train_timesteps_per_epoch, epoch)
             extra += 1
         self.collected_epochs.add(epoch)
         # Every rank reaches this point exactly once per epoch: safe for the frame-count reduction.
         self.total_frames = int(_sum_over_ranks(trainer, self.local_frames))
+        self._publish(trainer)
         if dataset is not None and hasattr(dataset, "on_end_of_collection"):
             metrics.update(dataset.on_end_of_collection())
         log_to_loggers(trainer, metrics, total_frames=self.total_frames)
         self.history.append({**metrics, "total_frames": float(self.total_frames), "epoch": float(epoch)})
+
+    def _publish(self, trainer: pl.Trainer) -> None:
+        trainer.callback_metrics[TOTAL_FRAMES] = torch.tensor(float(self.total_frames))
 
     def collect(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, timesteps: int, epoch: int

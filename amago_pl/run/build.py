@@ -1,9 +1,17 @@
-"""Helpers of the Experiment facade: input checks, space probing, loggers, the start-up summary."""
+"""The one builder of a run: callbacks, loggers, Trainer arguments, the configured dataset and the
+agent, all from one ``Settings``.
+
+``Experiment.start``, the ``amago-pl`` CLI (``AmagoCLI.instantiate_trainer``) and plain scripts
+(``examples/trainer_fit_script.py``) call these functions, so a setting added here reaches every
+front door. Functions that take ``run`` accept a ``Settings`` or an object with a ``settings()``
+method (the ``Experiment``).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -18,73 +26,48 @@ from amago_pl.callbacks import (
     RolloutCallback,
     SummaryCallback,
 )
+from amago_pl.callbacks.checkpoint_io import with_atomic_checkpoints
 from amago_pl.callbacks.seeding import RunSeedCallback
 from amago_pl.envs import make_parallel_envs
+from amago_pl.run.gin_tools import bound_value, check_required_bindings, missing_required_bindings
+from amago_pl.run.settings import MIXED_PRECISION, Settings
 
-_PRECISIONS = {"no": "32-true", "fp16": "16-mixed", "bf16": "bf16-mixed"}
+__all__ = [  # missing_required_bindings, check_required_bindings: the former experiment_utils names
+    "BuiltRun",
+    "as_settings",
+    "build_callbacks",
+    "build_loggers",
+    "build_run",
+    "check_required_bindings",
+    "configure_dataset",
+    "count_parameters",
+    "describe_run",
+    "load_weights_only",
+    "missing_required_bindings",
+    "optimizer_keywords",
+    "precision_from_mixed",
+    "probe_spaces",
+    "trainer_arguments",
+    "validate_experiment",
+]
+
+OPTIMIZER_SETTINGS = ("learning_rate", "lr_warmup_steps", "l2_coeff")  # the Agent's keywords too
 
 
-def precision_from_mixed(mixed_precision: str) -> str:
-    """The original's accelerate names ("no", "fp16", "bf16") or any Lightning precision string."""
-    if mixed_precision in _PRECISIONS:
-        return _PRECISIONS[mixed_precision]
+def as_settings(run: Any) -> Settings:
+    return run if isinstance(run, Settings) else run.settings()
+
+
+def precision_from_mixed(mixed_precision: Any) -> Any:
+    """The original's accelerate names ("no", "fp16", "bf16") or any Lightning precision."""
+    if isinstance(mixed_precision, str) and mixed_precision in MIXED_PRECISION:
+        return MIXED_PRECISION[mixed_precision]
     return mixed_precision
 
 
 def validate_experiment(exp: Any) -> None:
     """Fail at construction, naming the constraint and the fix, instead of deep inside training."""
-    problems = []
-    for name in ("max_seq_len", "parallel_actors", "batch_size", "epochs", "batches_per_update"):
-        value = getattr(exp, name)
-        if not isinstance(value, int) or value <= 0:
-            problems.append(f"{name}={value!r} must be a positive integer")
-    for name in ("train_timesteps_per_epoch", "train_batches_per_epoch", "val_timesteps_per_epoch"):
-        value = getattr(exp, name)
-        if not isinstance(value, int) or value < 0:
-            problems.append(f"{name}={value!r} must be an integer >= 0")
-    if isinstance(exp.traj_save_len, float):
-        if not exp.traj_save_len.is_integer():
-            problems.append(f"traj_save_len={exp.traj_save_len!r} must be an integer")
-        exp.traj_save_len = int(exp.traj_save_len)
-    if isinstance(exp.max_seq_len, int) and exp.traj_save_len < exp.max_seq_len:
-        problems.append(
-            f"traj_save_len={exp.traj_save_len} < max_seq_len={exp.max_seq_len}: files would be shorter than "
-            "a training window; raise traj_save_len (or lower max_seq_len)"
-        )
-    if isinstance(exp.seed, bool) or not isinstance(exp.seed, int) or not 0 <= exp.seed < 2**32:
-        # seed_everything silently swaps an out-of-range seed for a random one.
-        problems.append(f"seed={exp.seed!r} must be an integer in [0, 2**32) or None (draw one)")
-    if exp.env_mode not in ("async", "sync", "already_vectorized"):
-        problems.append(f"env_mode={exp.env_mode!r}: use 'async', 'sync' or 'already_vectorized'")
-    if exp.save_trajs_as not in ("npz", "npz-compressed"):
-        hint = " ('traj'/'trajectory' pickles are not supported: files load with allow_pickle=False)"
-        problems.append(f"save_trajs_as={exp.save_trajs_as!r}: use 'npz' or 'npz-compressed'" + hint)
-    if exp.padded_sampling not in ("none", "left", "right", "both"):
-        problems.append(f"padded_sampling={exp.padded_sampling!r}: use 'none', 'left', 'right' or 'both'")
-    if exp.mixed_precision not in _PRECISIONS and exp.mixed_precision not in (
-        "32-true",
-        "16-mixed",
-        "bf16-mixed",
-        "32",
-        "16",
-        "bf16",
-    ):
-        problems.append(f"mixed_precision={exp.mixed_precision!r}: use 'no', 'fp16' or 'bf16'")
-    for name in ("make_train_env", "make_val_env"):
-        value = getattr(exp, name)
-        fns = value if isinstance(value, (list, tuple)) else [value]
-        if not fns or not all(callable(f) for f in fns):
-            problems.append(
-                f"{name} must be a callable returning an AMAGOEnv (or a list of them), got {value!r}"
-            )
-        elif (
-            isinstance(value, (list, tuple))
-            and len(value) != exp.parallel_actors
-            and exp.env_mode != "already_vectorized"
-        ):
-            problems.append(f"{name} has {len(value)} callables but parallel_actors={exp.parallel_actors}")
-    if problems:
-        raise ValueError("Invalid Experiment settings:\n  - " + "\n  - ".join(problems))
+    as_settings(exp).validate()
 
 
 def probe_spaces(
@@ -102,30 +85,28 @@ def probe_spaces(
         envs.close()
 
 
-def build_loggers(exp: Any) -> list:
+def build_loggers(run: Any) -> list:
     """CSV by default (no account needed); wandb when ``log_to_wandb`` (offline mode works);
     TensorBoard when "tensorboard" is listed in ``loggers``."""
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    run_dir = str(exp.run_dir)
-    names = [n.lower() for n in exp.loggers]
-    unknown = set(names) - {"csv", "tensorboard", "wandb"}
-    if unknown:
-        raise ValueError(f"unknown logger(s) {sorted(unknown)}: use 'csv', 'tensorboard' or 'wandb'")
+    s = as_settings(run)
+    run_dir = str(s.run_dir)
+    names = [n.lower() for n in s.loggers]  # checked by Settings.validate
     out: list = []
     if "csv" in names:
         out.append(CSVLogger(save_dir=run_dir, name="logs"))
     if "tensorboard" in names:
         out.append(TensorBoardLogger(save_dir=run_dir, name="tensorboard"))
-    if exp.log_to_wandb or "wandb" in names:
+    if s.log_to_wandb or "wandb" in names:
         from lightning.pytorch.loggers import WandbLogger
 
         out.append(
             WandbLogger(
-                name=exp.run_name,
-                project=exp.wandb_project or "amago_pl",
-                entity=exp.wandb_entity,
-                group=exp.wandb_group_name,
+                name=s.run_name,
+                project=s.wandb_project or "amago_pl",
+                entity=s.wandb_entity,
+                group=s.wandb_group_name,
                 save_dir=run_dir,
                 offline=os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled"),
             )
@@ -133,32 +114,211 @@ def build_loggers(exp: Any) -> list:
     return out
 
 
+def build_callbacks(run: Any, stage: str = "val") -> list[pl.Callback]:
+    """The run's callbacks, in the order they must run. ``stage="test"`` makes the evaluation
+    callback run in ``Trainer.test`` (``amago-pl test``) instead of validation."""
+    s = as_settings(run)
+    callbacks: list[pl.Callback] = []
+    if s.always_save_latest or s.always_load_latest:
+        # Before the rollout callback, so collectors act with the freshest weights.
+        callbacks.append(
+            LatestPolicyCallback(s.run_dir, save=s.always_save_latest, load=s.always_load_latest)
+        )
+    callbacks.append(
+        RolloutCallback(
+            s.make_train_env,
+            parallel_actors=s.parallel_actors,
+            env_mode=s.env_mode,
+            train_timesteps_per_epoch=s.train_timesteps_per_epoch,
+            max_seq_len=s.max_seq_len,
+            traj_save_len=s.traj_save_len,
+            stagger_traj_file_lengths=s.stagger_traj_file_lengths,
+            start_collecting_at_epoch=s.start_collecting_at_epoch,
+            exploration_wrapper_type=s.exploration_wrapper_type,
+            sample_actions=s.sample_actions_train,
+            save_trajs_as=s.save_trajs_as,
+            force_reset_train_envs_every=s.force_reset_train_envs_every,
+            async_env_mp_context=s.async_env_mp_context,
+            seed=s.seed,
+            verbose=s.verbose,
+        )
+    )
+    if s.val_timesteps_per_epoch > 0 and (s.val_enabled or stage == "test"):
+        callbacks.append(
+            EvalCallback(
+                s.make_val_env,
+                parallel_actors=s.parallel_actors,
+                timesteps=s.val_timesteps_per_epoch,
+                env_mode=s.env_mode,
+                sample_actions=s.sample_actions_val,
+                stage=stage,
+                seed=s.seed + 1_000_000,
+                async_env_mp_context=s.async_env_mp_context,
+                verbose=s.verbose,
+            )
+        )
+    # A run that never trains (an async collector) has nothing to checkpoint, and its last.ckpt
+    # would overwrite the learner's in the shared run folder.
+    if s.train_batches_per_epoch > 0:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=s.ckpt_dir,
+                filename="epoch={epoch}",
+                auto_insert_metric_name=False,
+                every_n_epochs=s.ckpt_interval or 1,
+                save_top_k=-1 if s.ckpt_interval else 0,
+                save_last=True,
+                save_on_train_epoch_end=True,
+                # A redone epoch (a resume after a crash) overwrites epoch=N.ckpt instead of
+                # writing epoch=N-v1.ckpt next to it.
+                enable_version_counter=False,
+            )
+        )
+    callbacks.append(ConfigLoggingCallback(s.run_dir))
+    # After ConfigLoggingCallback: it records the seed in the config.txt that one writes.
+    callbacks.append(
+        RunSeedCallback(s.seed, s.seed_drawn, s.run_dir, config_template=s.seed_record, owner=s.seed_owner)
+    )
+    callbacks.append(SummaryCallback(s.run_dir, title=s.run_name, verbose=s.verbose))
+    return callbacks
+
+
+def trainer_arguments(run: Any, stage: str = "val") -> dict[str, Any]:
+    """Keyword arguments of ``lightning.pytorch.Trainer``; ``trainer_kwargs`` override them."""
+    s = as_settings(run)
+    args: dict[str, Any] = dict(
+        max_epochs=s.epochs,
+        accelerator=s.accelerator,
+        devices=s.devices,
+        strategy=s.strategy,
+        num_nodes=s.num_nodes,
+        precision=precision_from_mixed(s.mixed_precision),
+        gradient_clip_val=s.grad_clip,
+        accumulate_grad_batches=s.batches_per_update,
+        # Validation is env rollouts run by EvalCallback: one placeholder batch lets the loop run.
+        check_val_every_n_epoch=s.val_interval if s.val_enabled else 1,
+        limit_val_batches=1 if s.val_enabled else 0,
+        num_sanity_val_steps=0,
+        callbacks=build_callbacks(s, stage),
+        logger=build_loggers(s),
+        default_root_dir=str(s.run_dir),
+        log_every_n_steps=s.log_interval,
+        enable_progress_bar=s.verbose,
+        enable_model_summary=s.verbose,
+        use_distributed_sampler=False,  # each rank samples its own batches (see the dataset)
+    )
+    args.update(s.trainer_kwargs or {})
+    # Checkpoints are written atomically, and a full disk names the path and size.
+    args["plugins"] = with_atomic_checkpoints(args.get("plugins"))
+    return args
+
+
+def configure_dataset(dataset: Any, run: Any) -> Any:
+    """Give the dataset this run's batch shape, loader and schedule settings (in place)."""
+    s = as_settings(run)
+    dataset.configure(
+        batch_size=s.batch_size,
+        max_seq_len=s.max_seq_len,
+        train_batches_per_epoch=s.train_batches_per_epoch,
+        padded_sampling=s.padded_sampling,
+        dloader_workers=s.dloader_workers,
+        has_edit_rights=s.has_dset_edit_rights,
+    )
+    if hasattr(dataset, "configure_schedule"):
+        dataset.configure_schedule(start_learning_at_epoch=s.start_learning_at_epoch)
+    return dataset
+
+
+def optimizer_keywords(
+    agent_type: type,
+    given: Mapping[str, Any],
+    labels: Mapping[str, str] | None = None,
+    source: str = "Settings",
+) -> dict[str, Any]:
+    """The optimizer keywords a front door passes to the agent: only those it was given.
+
+    One setting, two ways in: a front door's value (the original's ``Experiment.learning_rate``,
+    amago/experiment.py:180 at 2d85600) or gin's ``Agent.learning_rate``. Either alone is used;
+    both with different values is an error naming the two.
+    """
+    labels = labels or {}
+    out: dict[str, Any] = {}
+    for name in OPTIMIZER_SETTINGS:
+        value = given.get(name)
+        if value is None:
+            continue  # the Agent's gin binding or its default applies
+        bound = bound_value(agent_type, name)
+        if bound is not None and bound[1] != value:
+            raise ValueError(
+                f"{name} is set twice with different values: {source} {labels.get(name, name)}={value!r} "
+                f"and gin {bound[0]} = {bound[1]!r}. Set it in one place."
+            )
+        out[name] = value
+    return out
+
+
+@dataclass
+class BuiltRun:
+    """What ``build_run`` returns: ``pl.Trainer(**run.trainer_arguments).fit(run.agent, run.dataset)``."""
+
+    agent: pl.LightningModule
+    dataset: Any
+    trainer_arguments: dict[str, Any]
+    obs_space: gym.spaces.Dict
+    rl2_space: gym.spaces.Box
+    action_space: gym.Space
+
+    def trainer(self) -> pl.Trainer:
+        return pl.Trainer(**self.trainer_arguments)
+
+
+def build_run(
+    settings: Settings, dataset: Any, agent_type: type, tstep_encoder_type: type, traj_encoder_type: type
+) -> BuiltRun:
+    """Check the settings and gin, seed, then build the agent, configure ``dataset`` and compute the
+    Trainer arguments. Problems surface before any env or model is built."""
+    settings.validate()
+    check_required_bindings(
+        [agent_type, tstep_encoder_type, traj_encoder_type, settings.exploration_wrapper_type]
+    )
+    given = {name: getattr(settings, name) for name in OPTIMIZER_SETTINGS}
+    optimizer = optimizer_keywords(agent_type, given, settings.labels, settings.source)
+    pl.seed_everything(settings.seed, workers=True, verbose=False)
+    spaces = probe_spaces(settings.make_train_env, settings.env_mode, settings.parallel_actors)
+    configure_dataset(dataset, settings)
+    # Structural arguments from the env and the settings; every other keyword comes from gin.
+    agent = agent_type(*spaces, settings.max_seq_len, tstep_encoder_type, traj_encoder_type, **optimizer)
+    return BuiltRun(agent, dataset, trainer_arguments(settings), *spaces)
+
+
 def count_parameters(module: torch.nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
 def describe_run(exp: Any, obs_space: gym.Space, action_space: gym.Space) -> str:
-    agent = exp.agent
+    """The start-up summary of an Experiment-like object (``agent``, ``dataset``, ``settings()``)."""
+    s, agent = as_settings(exp), exp.agent
     lines = [
         "=" * 72,
-        f"amago_pl run '{exp.run_name}'  ->  {exp.run_dir}",
+        f"amago_pl run '{s.run_name}'  ->  {s.run_dir}",
         f"  agent:      {type(agent).__name__}  ({count_parameters(agent):,} trainable parameters)",
     ]
     for name in ("tstep_encoder", "traj_encoder", "actor", "critics"):
         part = getattr(agent, name, None)
         if isinstance(part, torch.nn.Module):
             lines.append(f"    {name:<13} {type(part).__name__:<24} {count_parameters(part):>12,}")
+    dataset = exp.dataset
     lines += [
         f"  observations: {obs_space}",
         f"  actions:      {action_space}",
-        f"  envs:       {exp.parallel_actors} x {exp.env_mode}, {exp.train_timesteps_per_epoch} steps/actor/epoch",
-        f"  dataset:    {exp.dataset.get_description() if hasattr(exp.dataset, 'get_description') else exp.dataset}",
-        f"  schedule:   {exp.epochs} epochs x {exp.train_batches_per_epoch} batches of {exp.batch_size} x "
-        f"{exp.max_seq_len} steps",
-        f"  devices:    accelerator={exp.accelerator} devices={exp.devices} strategy={exp.strategy} "
-        f"precision={precision_from_mixed(exp.mixed_precision)}",
-        f"  seed:       {exp.seed}"
-        + (f" (drawn: pass seed={exp.seed} to repeat this run)" if getattr(exp, "seed_drawn", False) else ""),
+        f"  envs:       {s.parallel_actors} x {s.env_mode}, {s.train_timesteps_per_epoch} steps/actor/epoch",
+        f"  dataset:    {dataset.get_description() if hasattr(dataset, 'get_description') else dataset}",
+        f"  schedule:   {s.epochs} epochs x {s.train_batches_per_epoch} batches of {s.batch_size} x "
+        f"{s.max_seq_len} steps",
+        f"  devices:    accelerator={s.accelerator} devices={s.devices} strategy={s.strategy} "
+        f"precision={precision_from_mixed(s.mixed_precision)}",
+        f"  seed:       {s.seed}"
+        + (f" (drawn: pass seed={s.seed} to repeat this run)" if s.seed_drawn else ""),
         "=" * 72,
     ]
     return "\n".join(lines)
@@ -193,144 +353,3 @@ def load_weights_only(agent: torch.nn.Module, path: str | os.PathLike) -> None:
             f"misshapen {misshapen[:10]}.\n{details}"
         )
     agent.load_state_dict(state, strict=True)
-
-
-# A string-valued setting that makes a class build another configurable (invisible to the walk).
-_IMPLIED_BY_VALUE = {("TformerTrajEncoder", "pos_emb", "learnable"): "LearnablePosEmb"}
-
-
-def _bound_params() -> dict[str, dict[str, Any]]:
-    """``{full selector: {param: value}}`` of every gin binding (scopes merged)."""
-    import gin
-
-    out: dict[str, dict[str, Any]] = {}
-    for (_scope, selector), params in gin.config._CONFIG.items():  # noqa: SLF001 - no public listing API
-        match = gin.config._REGISTRY.get_match(selector)  # noqa: SLF001
-        if match is not None:
-            out.setdefault(match.selector, {}).update(params)
-    return out
-
-
-def _configurable_of(obj: Any) -> Any:
-    import gin
-
-    for _selector, configurable in gin.config._REGISTRY.items():  # noqa: SLF001
-        if configurable.wrapped is obj:
-            return configurable
-    return None
-
-
-def missing_required_bindings(roots: Sequence[Any]) -> list[str]:
-    """``Class.param`` for every ``gin.REQUIRED`` keyword that the run would need but nobody bound.
-
-    Walks the classes the run builds (``roots``), the configurable classes they take as defaults
-    (e.g. ``Agent.actor_type = Actor``) and the ``@references`` bound to their keywords.
-    """
-    import inspect
-
-    import gin
-
-    bound = _bound_params()
-    missing: list[str] = []
-    seen: set[int] = set()
-    todo = [r for r in roots if r is not None]
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        configurable = _configurable_of(obj)
-        if configurable is None:
-            continue
-        try:
-            params = inspect.signature(configurable.wrapped).parameters
-        except (TypeError, ValueError):
-            continue
-        values = bound.get(configurable.selector, {})
-        for name, param in params.items():
-            value = values.get(name, param.default)
-            if value is gin.REQUIRED:
-                missing.append(f"{configurable.name}.{name}")
-            elif isinstance(value, gin.config.ConfigurableReference):
-                todo.append(value.configurable.wrapped)
-            elif inspect.isclass(value) or inspect.isfunction(value):
-                todo.append(value)
-            implied = _IMPLIED_BY_VALUE.get(
-                (configurable.name, name, value if isinstance(value, str) else None)
-            )
-            if implied is not None:
-                match = gin.config._REGISTRY.get_match(implied)  # noqa: SLF001
-                if match is not None:
-                    todo.append(match.wrapped)
-    return sorted(set(missing))
-
-
-def check_required_bindings(roots: Sequence[Any]) -> None:
-    """Fail before any env or model is built when a needed ``gin.REQUIRED`` keyword is unbound."""
-    missing = missing_required_bindings(roots)
-    if missing:
-        lines = "\n  - ".join(f"{m} (add e.g. `{m} = ...` to a .gin file or --gin)" for m in missing)
-        raise ValueError(f"gin.REQUIRED settings without a value:\n  - {lines}")
-
-
-def build_callbacks(exp: Any) -> list[pl.Callback]:
-    """The callbacks an Experiment trains with, in the order they must run."""
-    run_dir = exp.run_dir
-    callbacks: list[pl.Callback] = []
-    if exp.always_save_latest or exp.always_load_latest:
-        # Before the rollout callback, so collectors act with the freshest weights.
-        callbacks.append(
-            LatestPolicyCallback(run_dir, save=exp.always_save_latest, load=exp.always_load_latest)
-        )
-    callbacks.append(
-        RolloutCallback(
-            exp.make_train_env,
-            parallel_actors=exp.parallel_actors,
-            env_mode=exp.env_mode,
-            timesteps_per_epoch=exp.train_timesteps_per_epoch,
-            max_seq_len=exp.max_seq_len,
-            traj_save_len=exp.traj_save_len,
-            stagger_traj_file_lengths=exp.stagger_traj_file_lengths,
-            start_collecting_at_epoch=exp.start_collecting_at_epoch,
-            exploration_wrapper_type=exp.exploration_wrapper_type,
-            sample_actions=exp.sample_actions_train,
-            save_trajs_as=exp.save_trajs_as,
-            force_reset_train_envs_every=exp.force_reset_train_envs_every,
-            async_env_mp_context=exp.async_env_mp_context,
-            seed=exp.seed,
-            verbose=exp.verbose,
-        )
-    )
-    if exp.val_enabled:
-        callbacks.append(
-            EvalCallback(
-                exp.make_val_env,
-                parallel_actors=exp.parallel_actors,
-                timesteps=exp.val_timesteps_per_epoch,
-                env_mode=exp.env_mode,
-                sample_actions=exp.sample_actions_val,
-                stage="val",
-                seed=exp.seed + 1_000_000,
-                async_env_mp_context=exp.async_env_mp_context,
-                verbose=exp.verbose,
-            )
-        )
-    # A run that never trains (an async collector) has nothing to checkpoint, and its last.ckpt
-    # would overwrite the learner's in the shared run folder.
-    if exp.train_batches_per_epoch > 0:
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=exp.ckpt_dir,
-                filename="epoch={epoch}",
-                auto_insert_metric_name=False,
-                every_n_epochs=exp.ckpt_interval or 1,
-                save_top_k=-1 if exp.ckpt_interval else 0,
-                save_last=True,
-                save_on_train_epoch_end=True,
-            )
-        )
-    callbacks.append(ConfigLoggingCallback(run_dir))
-    # After ConfigLoggingCallback: it records the seed in the config.txt that one writes.
-    callbacks.append(RunSeedCallback(exp.seed, getattr(exp, "seed_drawn", False), run_dir, owner=exp))
-    callbacks.append(SummaryCallback(run_dir, title=exp.run_name, verbose=exp.verbose))
-    return callbacks
