@@ -150,7 +150,7 @@ class RLDataset(LightningDataModule, ABC):
             self,
             batch_size=self.batch_size,
             max_seq_len=self.max_seq_len,
-            num_batches=self.train_batches_per_epoch,
+            train_batches_per_epoch=self.train_batches_per_epoch,
             padded_sampling=self.padded_sampling,
             base_seed=int(seed),
             global_rank=self.global_rank,

@@ -39,9 +39,9 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined")
 
 
-def worker_share(num_batches: int, worker_id: int, num_workers: int) -> int:
-    """Batches worker ``worker_id`` yields so that the workers' total is exactly ``num_batches``."""
-    return num_batches // num_workers + int(worker_id < num_batches % num_workers)
+def worker_share(train_batches_per_epoch: int, worker_id: int, num_workers: int) -> int:
+    """Batches worker ``worker_id`` yields so that the workers' total is exactly ``train_batches_per_epoch``."""
+    return train_batches_per_epoch // num_workers + int(worker_id < train_batches_per_epoch % num_workers)
 
 
 def stream_seed(base_seed: int, global_rank: int, worker_id: int, epoch: int) -> np.random.SeedSequence:
@@ -50,7 +50,7 @@ def stream_seed(base_seed: int, global_rank: int, worker_id: int, epoch: int) ->
 
 
 class TrainBatchStream(IterableDataset):
-    """Yields ``num_batches`` collated `Batch`es per iteration (summed over workers).
+    """Yields ``train_batches_per_epoch`` collated `Batch`es per iteration (summed over workers).
 
     The epoch comes from ``source.epoch`` at iteration time: `EpochDataLoader` advances it in
     the main process before workers are started, so the worker copies carry the right value.
@@ -61,7 +61,7 @@ class TrainBatchStream(IterableDataset):
         source: RLDataset,
         batch_size: int,
         max_seq_len: int,
-        num_batches: int,
+        train_batches_per_epoch: int,
         padded_sampling: str,
         base_seed: int,
         global_rank: int,
@@ -69,7 +69,7 @@ class TrainBatchStream(IterableDataset):
         self.source = source
         self.batch_size = batch_size
         self.max_seq_len = max_seq_len
-        self.num_batches = num_batches
+        self.train_batches_per_epoch = train_batches_per_epoch
         self.padded_sampling = padded_sampling
         self.base_seed = base_seed
         self.global_rank = global_rank
@@ -79,12 +79,12 @@ class TrainBatchStream(IterableDataset):
         # collect-only run (``train_batches_per_epoch=0``) still needs its epochs: collection and
         # the latest-policy reload run in epoch hooks. Such an epoch announces one batch, yields
         # none, and Lightning ends it on StopIteration (as for epochs before start_learning_at_epoch).
-        return max(self.num_batches, 1)
+        return max(self.train_batches_per_epoch, 1)
 
     def __iter__(self) -> Iterator[Batch]:
         info = get_worker_info()
         worker_id, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
-        count = worker_share(self.num_batches, worker_id, num_workers)
+        count = worker_share(self.train_batches_per_epoch, worker_id, num_workers)
         if self.source.epoch < self.source.start_learning_at_epoch:
             count = 0  # a collect-only epoch: no gradient steps yet (Experiment.start_learning_at_epoch)
         seed = stream_seed(self.base_seed, self.global_rank, worker_id, self.source.epoch)
