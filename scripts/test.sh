@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q "torch==2.13.0" || python -m pip install -q "torch>=2.4"
-python -m pip install -q -e ".[test,envs,docs,peers]"
+python -m pip install -q -e ".[test,envs,envs-extra,docs,peers]"
 ruff check amago_pl tests benchmarks examples
 # pytest exits 5 when it collects nothing; treat that as a failure, never as a pass.
 set +e

@@ -73,3 +73,42 @@ def _minigrid(env_id: str, **kwargs) -> AMAGOEnv:
     from amago_pl.envs.builtin.minigrid_envs import MiniGridAMAGO
 
     return MiniGridAMAGO(env_id, **kwargs)
+
+
+# The original's benchmark envs (docs/envs.md; their packages are in the envs-extra extra). The
+# JAX envs (gymnax_envs, xland_minigrid) are vector envs for env_mode="already_vectorized" and are
+# built from their modules instead.
+@register_builtin_env("babyai")
+def _babyai(**kwargs) -> AMAGOEnv:
+    from amago_pl.envs.builtin.babyai import BabyAIAMAGOEnv, MultitaskMetaBabyAI, all_babyai_tasks
+
+    kwargs.setdefault("task_names", all_babyai_tasks())
+    return BabyAIAMAGOEnv(MultitaskMetaBabyAI(**kwargs))
+
+
+@register_builtin_env("half_cheetah_vel")
+def _half_cheetah_vel(**kwargs) -> AMAGOEnv:
+    from amago_pl.envs.builtin.half_cheetah_v4_vel import HalfCheetahV4_MetaVelocity
+
+    return AMAGOEnv(HalfCheetahV4_MetaVelocity(**kwargs), env_name="HalfCheetahV4Velocity")
+
+
+@register_builtin_env("popgym_multidomain")
+def _popgym_multidomain(**kwargs) -> AMAGOEnv:
+    from amago_pl.envs.builtin.popgym_multidomain import MultiDomainPOPGymAMAGO
+
+    return MultiDomainPOPGymAMAGO(**kwargs)
+
+
+@register_builtin_env("metaworld:")
+def _metaworld(benchmark_name: str, split: str = "train", k_episodes: int = 3) -> AMAGOEnv:
+    from amago_pl.envs.builtin.metaworld_ml import Metaworld
+
+    return Metaworld(benchmark_name, split, k_episodes)
+
+
+@register_builtin_env("ale:")
+def _ale(game: str, **kwargs) -> AMAGOEnv:
+    from amago_pl.envs.builtin.ale_retro import AtariAMAGOWrapper, AtariGame
+
+    return AtariAMAGOWrapper(AtariGame(game, **kwargs))
