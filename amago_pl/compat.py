@@ -43,6 +43,10 @@ MOVED_MODULES: dict[str, str] = {
 MOVED_NAMES: dict[str, str] = {
     "amago_pl.nets.actor_critic.PopArtLayer": "amago_pl.nets.popart.PopArtLayer",
     "amago_pl.modules.agent.MultiTaskAgent": "amago_pl.modules.multitask_agent.MultiTaskAgent",
+    **{
+        f"amago_pl.envs.builtin.popgym_envs.{n}": f"amago_pl.envs.builtin.popgym_multidomain.{n}"
+        for n in ("MultiDomainPOPGym", "MultiDomainPOPGymAMAGO")
+    },
     # Names of the former amago_pl/modules/agent_step.py (an alias of modules.agent, above) and agent.py.
     "amago_pl.modules.agent.nonfinite_step_limit": "amago_pl.modules.nonfinite.nonfinite_step_limit",
     "amago_pl.modules.agent.NonFiniteTrainingError": "amago_pl.modules.nonfinite.NonFiniteTrainingError",

@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from amago_pl import compat
 from amago_pl.envs.amago_env import AMAGOEnv
 from amago_pl.envs.builtin._optional import require
 
@@ -85,3 +86,8 @@ class POPGymAMAGO(AMAGOEnv):
 
     def __init__(self, env_name: str, truncated_is_done: bool = True):
         super().__init__(POPGym(env_name, truncated_is_done), env_name=f"POPGym{env_name}")
+
+
+# The original defined the multi-domain env here (amago/envs/builtin/popgym_envs.py at 2d85600); it
+# lives in popgym_multidomain.py (which imports this module) and the alias table serves the old path.
+__getattr__ = compat.name_getattr(__name__)
