@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 
 import gymnasium as gym
-import lightning.pytorch as pl
+import numpy as np
+from lightning.pytorch.callbacks import EarlyStopping
 
 from amago_pl import DiskTrajDataset, Experiment
-from amago_pl.callbacks import EvalCallback
 from amago_pl.cli_utils import switch_exploration, switch_traj_encoder, switch_tstep_encoder, use_config
 from amago_pl.envs import AMAGOEnv
 from amago_pl.modules.agent import Agent
@@ -65,24 +65,27 @@ PRESETS = {
 }
 
 
-class StopAtValidationReturn(pl.Callback):
-    """Stop training once a validation's mean return reaches ``threshold``.
+class StopAtValidationReturn(EarlyStopping):
+    """Lightning's ``EarlyStopping`` on ``val/return``: stop once a validation's mean return reaches
+    ``threshold``.
 
     CartPole's greedy return swings between validations (docs/learning_results.md), so the run
     keeps the first policy that reached the threshold instead of whatever the last epoch left.
     """
 
     def __init__(self, threshold: float):
+        # EarlyStopping stops when the value is strictly above stopping_threshold, and self.log
+        # stores float32: the float32 just below ``threshold`` makes it "reaches" (>=) exactly.
+        below = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
+        super().__init__(
+            monitor="val/return",
+            mode="max",
+            stopping_threshold=below,
+            patience=2**31,  # only the threshold ends the run early
+            strict=False,  # a validation in which no episode finished logs no return: skip it
+            verbose=True,
+        )
         self.threshold = threshold
-
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        evaluator = next((cb for cb in trainer.callbacks if isinstance(cb, EvalCallback)), None)
-        if trainer.sanity_checking or evaluator is None or not evaluator.last_episodes:
-            return
-        mean_return = sum(e.total_return for e in evaluator.last_episodes) / len(evaluator.last_episodes)
-        if mean_return >= self.threshold:
-            print(f"validation return {mean_return:.1f} >= {self.threshold:g}: stopping", flush=True)
-            trainer.should_stop = True
 
 
 class MakeGymEnv:

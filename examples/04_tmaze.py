@@ -1,14 +1,20 @@
 """T-Maze: the default training job. A memory task: the goal side is shown only at the first step
-and must be recalled at the end of the corridor (inventory example 04).
+and must be recalled at the end of the corridor (the original's examples/04_tmaze.py at 2d85600).
 
-    python examples/04_tmaze.py                      # CPU, about 5 minutes
+    python examples/04_tmaze.py                      # CPU; stops once every validation episode succeeds
     python examples/04_tmaze.py --corridor 50 --epochs 60 --traj_encoder rnn
+    python examples/04_tmaze.py --no_stop            # train all --epochs
     python examples/04_tmaze.py --tiny                # one tiny epoch (seconds)
+
+The early stop is Lightning's ``EarlyStopping`` on the logged ``val/return``: the run ends at the
+first validation whose mean return exceeds ``--stop_at``.
 """
 
 from __future__ import annotations
 
 import argparse
+
+from lightning.pytorch.callbacks import EarlyStopping
 
 from amago_pl import DiskTrajDataset, Experiment
 from amago_pl.cli_utils import switch_exploration, switch_traj_encoder, switch_tstep_encoder, use_config
@@ -30,6 +36,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--dloader_workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--configs", nargs="*", default=[], help="extra .gin files")
+    p.add_argument(
+        "--stop_at",
+        type=float,
+        default=0.99,
+        help="stop once val/return exceeds this (a solved episode returns 1, a failed one at most 0; "
+        "the default 0.99 means every validation episode was solved without a wasted step)",
+    )
+    p.add_argument("--no_stop", action="store_true", help="train all --epochs (no early stop)")
     p.add_argument("--tiny", action="store_true", help="one tiny epoch (a smoke test)")
     args = p.parse_args()
     if args.tiny:
@@ -95,6 +109,19 @@ def main() -> None:
         seed=args.seed,
     )
     experiment.start()
+    if not (args.no_stop or args.tiny):
+        # Lightning's early stop on the validation metric that EvalCallback logs with self.log.
+        # It stops when the value is strictly above stopping_threshold; patience covers every
+        # validation of the run, so only the threshold ends it early.
+        experiment.trainer.callbacks.append(
+            EarlyStopping(
+                monitor="val/return",
+                mode="max",
+                stopping_threshold=args.stop_at,
+                patience=args.epochs,
+                verbose=True,
+            )
+        )
     experiment.learn()
     experiment.evaluate_test(make_env(args.corridor), timesteps=horizon + 1)
 

@@ -50,10 +50,19 @@ class RolloutResult:
 
 
 def fresh_state(agent: Any, timestep: Timestep, device: torch.device) -> RolloutState:
+    """A new rollout memory for ``timestep.num_envs`` envs, usable in and out of inference mode.
+
+    Lightning runs ``Trainer.validate``/``test`` under ``torch.inference_mode``; memory allocated
+    there would be made of inference tensors, which a sequence model that updates its memory in
+    place (a KV cache) may not write once inference mode is off, so the memory is always allocated
+    as normal tensors (https://pytorch.org/docs/stable/notes/autograd.html#inference-mode).
+    """
     n = timestep.num_envs
+    with torch.inference_mode(False):
+        hidden_state = agent.init_hidden_state(n, device)
     return RolloutState(
         timestep=timestep,
-        hidden_state=agent.init_hidden_state(n, device),
+        hidden_state=hidden_state,
         returns=np.zeros(n, dtype=np.float64),
         lengths=np.zeros(n, dtype=np.int64),
         metrics=[{} for _ in range(n)],

@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from amago_pl.callbacks.interact import RolloutState, fresh_state, interact, summarize_episodes
+from amago_pl.callbacks.metric_axes import TOTAL_FRAMES, define_env_step_axis, log_env_step_series
 from amago_pl.callbacks.seeding import rollout_seed, seed_global_rngs
 from amago_pl.envs import make_parallel_envs
 
@@ -29,9 +30,6 @@ def world_info(trainer: pl.Trainer | None) -> tuple[int, int]:
     if trainer is None:
         return 0, 1
     return trainer.global_rank, trainer.world_size
-
-
-TOTAL_FRAMES = "total_frames"  # env steps summed over ranks: the x-axis of rollout and eval metrics
 
 
 def total_frames(trainer: pl.Trainer | None) -> int | None:
@@ -139,6 +137,9 @@ class RolloutCallback(pl.Callback):
         return self.train_timesteps_per_epoch
 
     # ------------------------------------------------------------------ lifecycle
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        define_env_step_axis(trainer)
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._build(trainer, pl_module)
         # Lightning creates the epoch-0 data iterator before on_train_epoch_start, so the first
@@ -151,6 +152,13 @@ class RolloutCallback(pl.Callback):
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._maybe_collect(trainer, pl_module, trainer.current_epoch)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Trainer.validate/test on a checkpoint: the count restored from it is the metrics' env step.
+        self._publish(trainer)
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._publish(trainer)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.close()
@@ -329,13 +337,17 @@ def _sum_over_ranks(trainer: pl.Trainer, value: float) -> float:
 
 
 def log_to_loggers(trainer: pl.Trainer, metrics: dict[str, float], total_frames: int | None = None) -> None:
-    """Log outside training_step, with the explicit x-axes (total_frames, gradient_steps)."""
+    """Log outside a Lightning loop's ``self.log`` (collection, ``Experiment.evaluate_test``), with
+    the explicit x-axes: the logger step (gradient steps) and ``total_frames`` (env steps; see
+    :mod:`amago_pl.callbacks.metric_axes`)."""
     if not metrics or trainer.global_rank != 0 or not trainer.loggers:
         return
     metrics = dict(metrics)
     if total_frames is not None:
-        metrics["total_frames"] = float(total_frames)
+        metrics[TOTAL_FRAMES] = float(total_frames)
     metrics["gradient_steps"] = float(trainer.global_step)
     metrics["epoch"] = float(trainer.current_epoch)
+    define_env_step_axis(trainer, metrics)
     for logger in trainer.loggers:
         logger.log_metrics(metrics, step=trainer.global_step)
+    log_env_step_series(trainer, metrics, total_frames)

@@ -390,11 +390,16 @@ class Transformer(nn.Module):
         # step's cost independent of max_seq_len (the dominant cost at long contexts on CPU).
         slots = min(layer.attention.cache_slots(self.max_seq_len) for layer in self.layers)
         shape = (self.n_layers, batch_size, self.n_heads, slots, self.head_dim)
-        return KVCache(
-            k=torch.zeros(shape, device=device, dtype=dtype),
-            v=torch.zeros(shape, device=device, dtype=dtype),
-            count=torch.zeros(batch_size, device=device, dtype=torch.long),
-        )
+        # Every step writes into the cache in place. Allocated under torch.inference_mode (as in
+        # Lightning's validate/test loops) it would be an "inference tensor", which refuses in-place
+        # writes once inference mode is off; a normal tensor accepts them in both modes
+        # (https://pytorch.org/docs/stable/notes/autograd.html#inference-mode).
+        with torch.inference_mode(False):
+            return KVCache(
+                k=torch.zeros(shape, device=device, dtype=dtype),
+                v=torch.zeros(shape, device=device, dtype=dtype),
+                count=torch.zeros(batch_size, device=device, dtype=torch.long),
+            )
 
     def step(self, token: torch.Tensor, time_idxs: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """One rollout step: token (B, 1, inp_dim), time_idxs (B, 1) -> (B, 1, D); updates ``cache``."""
