@@ -1,12 +1,15 @@
-"""``amago-pl``: the Lightning CLI (fit / validate / test) with gin overrides.
+"""``amago-pl``: the Lightning CLI (fit / validate / test) with gin settings.
 
     amago-pl fit --config run.yaml --gin my.gin --gin "TformerTrajEncoder.n_heads = 4"
 
 gin owns the agent, encoder and env hyperparameters; the CLI (YAML or flags) owns the Trainer,
 loggers, paths and the run's structural choices (env name, sequence length, which encoders).
-``--gin`` items are applied in order (later wins) before any class is built. DDP ranks re-run the
-same command line, so every rank parses the same gin; env worker processes receive the parent's
-config string.
+The gin settings are an argument of the CLI like any other: a ``gin:`` list of ``.gin`` files and
+binding strings in the YAML, ``--gin`` items on the command line (appended to the YAML's list),
+printed by ``--print_config`` and saved in the run's ``config.yaml``. They are applied in order
+(later wins) before any class is built, on every process: DDP ranks started by Lightning's
+launcher, torchrun or SLURM parse the same command line, and ``GinRankCheck`` stops a run whose
+ranks hold different gin configs. Env worker processes receive the parent's config string.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ from lightning.pytorch.cli import LightningCLI
 
 from amago_pl.cli_utils import check_binding_types, parse_gin, register_all_configurables
 from amago_pl.run.build import check_required_bindings, configure_dataset, trainer_arguments
+from amago_pl.run.gin_tools import (  # noqa: F401 - split_gin_args: a public name of this module
+    gin_flags_appended,
+    resolve_gin_file,
+    split_gin_args,
+)
 from amago_pl.run.settings import CLI_KEYS, Settings, cli_build_roots, cli_values, validate_cli_settings
 
 
@@ -156,12 +164,65 @@ class RunSettings:
 _SEED_LINE = "# run.seed = {seed}  (amago-pl fit ... --run.seed {seed} --seed_everything {seed})"
 
 
+GIN_HELP = (
+    "gin settings: .gin files and bindings such as 'Agent.gamma = 0.99', applied in order (a later "
+    "item wins). Each --gin given after --config adds one item after the YAML's `gin:` list. A "
+    "relative file path is read from the working directory, else from the installed package "
+    "(amago_pl/configs/...)."
+)
+_REFUSED_HELP = "not supported: the Agent builds its own AdamW with warmup (see the error for the keys)"
+# Why Lightning's automatic optimizer arguments are refused rather than mapped: they replace
+# configure_optimizers with an optimizer over model.parameters(), which would also train the
+# target critics (Agent.trainable_modules excludes them) and drop the warmup and weight decay.
+OPTIMIZER_REFUSAL = (
+    "{flag} is not supported by amago-pl: the Agent builds its own optimizer, AdamW with linear "
+    "warmup over its trainable modules (amago_pl/modules/agent.py, configure_optimizers). Set "
+    "--model.learning_rate, --model.lr_warmup_steps and --model.l2_coeff, or the gin keys "
+    "Agent.learning_rate, Agent.lr_warmup_steps and Agent.l2_coeff."
+)
+_REFUSED = ("optimizer", "lr_scheduler")
+
+
+def refuse_optimizer_flags(argv: list[str]) -> None:
+    for arg in argv:
+        for name in _REFUSED:
+            if arg == f"--{name}" or arg.startswith((f"--{name}.", f"--{name}=", f"--{name}+")):
+                raise SystemExit("amago-pl: " + OPTIMIZER_REFUSAL.format(flag=f"--{name}"))
+
+
 class AmagoCLI(LightningCLI):
-    """LightningCLI whose model and data come from builder functions, plus a ``run`` section."""
+    """LightningCLI whose model and data come from builder functions, plus ``run`` and ``gin``.
+
+    Lightning's automatic ``--optimizer``/``--lr_scheduler`` arguments are refused (see
+    ``OPTIMIZER_REFUSAL``); ``predict`` is not offered (the agent acts in envs, it has no
+    prediction dataloader: evaluation episodes come from ``validate``/``test``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["auto_configure_optimizers"] = False  # our own refusing arguments replace them
+        super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        commands = dict(LightningCLI.subcommands())
+        commands.pop("predict", None)
+        return commands
 
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 - jsonargparse parser
+        parser.add_argument("--gin", type=list[str], default=[], help=GIN_HELP)
+        for name in _REFUSED:
+            parser.add_argument(f"--{name}", type=Any, default=None, help=_REFUSED_HELP)
         parser.add_class_arguments(RunSettings, "run")
         parser.link_arguments("model.max_seq_len", "data.max_seq_len")
+
+    def parse_arguments(self, parser, args: Any) -> None:  # noqa: ANN001 - jsonargparse parser
+        """Command lines (``args`` None: ``sys.argv``) get ``--gin X`` as an appended item."""
+        if isinstance(args, dict) or hasattr(args, "as_dict"):
+            return super().parse_arguments(parser, args)
+        argv = list(sys.argv[1:] if args is None else args)
+        refuse_optimizer_flags(argv)
+        # Not LightningCLI.parse_arguments: it warns whenever args and sys.argv are both given.
+        self.config = parser.parse_args(gin_flags_appended(argv))
 
     def _set_seed(self) -> None:
         """LightningCLI's seeding, with a fresh seed when it would pick one at random.
@@ -199,6 +260,13 @@ class AmagoCLI(LightningCLI):
         from amago_pl.run.build import optimizer_keywords
 
         cfg = self._cfg()
+        for name in _REFUSED:
+            if cfg.get(name) is not None:
+                raise SystemExit("amago-pl: " + OPTIMIZER_REFUSAL.format(flag=name))
+        try:
+            apply_gin_items(cfg.get("gin") or [])
+        except ValueError as err:
+            raise SystemExit(f"amago-pl: {err}") from err
         problems = validate_cli_settings(cfg)
         if problems:
             raise SystemExit("amago-pl: invalid settings:\n  - " + "\n  - ".join(problems))
@@ -269,35 +337,16 @@ class AmagoCLI(LightningCLI):
         return kwargs
 
 
-def split_gin_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Pull every ``--gin X`` / ``--gin=X`` out of argv (kept in order). Returns (gin items, rest)."""
-    items: list[str] = []
-    rest: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--gin":
-            if i + 1 >= len(argv):
-                raise SystemExit("--gin needs a value: a .gin file or a binding like 'Agent.gamma = 0.99'")
-            items.append(argv[i + 1])
-            i += 2
-            continue
-        if arg.startswith("--gin="):
-            items.append(arg[len("--gin=") :])
-        else:
-            rest.append(arg)
-        i += 1
-    return items, rest
-
-
 def apply_gin_items(items: list[str]) -> None:
-    """Files and binding strings, in the order given (a later item overrides an earlier one)."""
+    """Files and binding strings, in the order given (a later item overrides an earlier one), on top
+    of the process's gin config (``cli_utils.reset_config()`` starts a fresh one)."""
     register_all_configurables()
     for item in items:
         if item.endswith(".gin") or (os.path.exists(item) and "=" not in item):
-            if not os.path.exists(item):
+            path = resolve_gin_file(item)
+            if path is None:
                 raise SystemExit(f"--gin file not found: {item}")
-            parse_gin(files=[item])
+            parse_gin(files=[path])
         else:
             parse_gin(bindings=[item])
     check_binding_types()
@@ -319,39 +368,18 @@ def main() -> None:
 
 
 def run(argv: list[str] | None = None) -> AmagoCLI:
-    """Run the CLI on ``argv`` (default: the process's command line); returns the finished CLI."""
-    from_shell = argv is None
-    argv = list(sys.argv[1:] if from_shell else argv)
-    items, rest = split_gin_args(argv)
-    try:
-        apply_gin_items(items)
-    except ValueError as err:
-        raise SystemExit(f"amago-pl: {err}") from err
-    if from_shell:
-        return _run_from_shell(rest)
+    """Run the CLI on ``argv`` (default: the process's command line); returns the finished CLI.
+
+    The gin items apply on top of this process's gin config: in a notebook, call
+    ``amago_pl.cli_utils.reset_config()`` first to start from a fresh one.
+    """
     return AmagoCLI(
         model_class=amago_agent,
         datamodule_class=amago_dataset,
         trainer_defaults=TRAINER_DEFAULTS,
         save_config_kwargs={"overwrite": True},
-        args=rest,
+        args=None if argv is None else list(argv),
     )
-
-
-def _run_from_shell(rest: list[str]) -> AmagoCLI:
-    # Lightning's DDP launcher re-runs sys.argv on every rank: leave the --gin items in it (each
-    # rank applies them again) and hand LightningCLI only its own arguments.
-    saved = sys.argv
-    sys.argv = [saved[0], *rest]
-    try:
-        return AmagoCLI(
-            model_class=amago_agent,
-            datamodule_class=amago_dataset,
-            trainer_defaults=TRAINER_DEFAULTS,
-            save_config_kwargs={"overwrite": True},
-        )
-    finally:
-        sys.argv = saved
 
 
 if __name__ == "__main__":

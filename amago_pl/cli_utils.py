@@ -159,13 +159,26 @@ def parse_gin(files: Iterable[str] = (), bindings: Iterable[str] = ()) -> None:
             raise explain_bad_binding(text.split("=")[0].strip(), err) from err
 
 
+def reset_config() -> None:
+    """Start a new gin configuration in this process: every binding removed, the config unlocked.
+
+    For a notebook (or any process) that configures several runs one after the other.
+    """
+    gin.clear_config()
+
+
 def use_config(
     custom_params: dict[str, Any], gin_configs: list[str] | None = None, finalize: bool = True
 ) -> None:
     """Bind ``custom_params`` (``{"Class.param": value}``), then apply ``gin_configs`` files in order.
 
-    Later settings win. ``finalize`` locks the config so nothing changes it during the run.
+    Later settings win. ``finalize`` locks the config so nothing changes it during the run. A
+    locked config belongs to the run it was made for: calling ``use_config`` again (re-running a
+    notebook cell) starts a new configuration (``reset_config``) instead of failing in
+    ``gin.finalize``. With ``finalize=False`` calls add up.
     """
+    if gin.config_is_locked():
+        reset_config()
     register_all_configurables()
     for name, value in (custom_params or {}).items():
         bind(name, value)

@@ -29,7 +29,12 @@ from amago_pl.callbacks import (
 from amago_pl.callbacks.checkpoint_io import with_atomic_checkpoints
 from amago_pl.callbacks.seeding import RunSeedCallback
 from amago_pl.envs import make_parallel_envs
-from amago_pl.run.gin_tools import bound_value, check_required_bindings, missing_required_bindings
+from amago_pl.run.gin_tools import (
+    GinRankCheck,
+    bound_value,
+    check_required_bindings,
+    missing_required_bindings,
+)
 from amago_pl.run.settings import MIXED_PRECISION, Settings
 
 __all__ = [  # missing_required_bindings, check_required_bindings: the former experiment_utils names
@@ -140,7 +145,7 @@ def build_callbacks(run: Any, stage: str = "val") -> list[pl.Callback]:
             force_reset_train_envs_every=s.force_reset_train_envs_every,
             async_env_mp_context=s.async_env_mp_context,
             seed=s.seed,
-            verbose=s.verbose,
+            verbose=s.progress_bars,  # their only use of verbose
         )
     )
     if s.val_timesteps_per_epoch > 0 and (s.val_enabled or stage == "test"):
@@ -154,7 +159,7 @@ def build_callbacks(run: Any, stage: str = "val") -> list[pl.Callback]:
                 stage=stage,
                 seed=s.seed + 1_000_000,
                 async_env_mp_context=s.async_env_mp_context,
-                verbose=s.verbose,
+                verbose=s.progress_bars,  # their only use of verbose
             )
         )
     # A run that never trains (an async collector) has nothing to checkpoint, and its last.ckpt
@@ -180,6 +185,7 @@ def build_callbacks(run: Any, stage: str = "val") -> list[pl.Callback]:
         RunSeedCallback(s.seed, s.seed_drawn, s.run_dir, config_template=s.seed_record, owner=s.seed_owner)
     )
     callbacks.append(SummaryCallback(s.run_dir, title=s.run_name, verbose=s.verbose))
+    callbacks.append(GinRankCheck())  # DDP: every rank must hold rank 0's gin config
     return callbacks
 
 

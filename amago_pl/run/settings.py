@@ -119,6 +119,13 @@ class Settings:
     def val_enabled(self) -> bool:
         return bool(self.val_interval) and self.val_timesteps_per_epoch > 0
 
+    @property
+    def progress_bars(self) -> bool:
+        """Whether the collection and evaluation bars show: ``verbose``, unless the Trainer's
+        ``enable_progress_bar=False`` (e.g. ``--trainer.enable_progress_bar false``) silences
+        Lightning's bar too."""
+        return self.verbose and (self.trainer_kwargs or {}).get("enable_progress_bar") is not False
+
     def values(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
