@@ -213,6 +213,7 @@ class EvalCallback(pl.Callback):
         logged = dict(metrics)
         if frames is not None:
             logged[TOTAL_FRAMES] = float(frames)  # the env-step x-axis of this row in every logger
+        logged["gradient_steps"] = float(trainer.global_step)  # as in every other row's columns
         define_env_step_axis(trainer, logged)
         # The env-rate is a per-rank timing, the one value that may differ between ranks.
         logged.pop(f"{self.stage}/env_fps", None)
