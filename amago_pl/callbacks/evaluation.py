@@ -13,6 +13,7 @@ computed from all ranks' gathered episodes.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,11 +30,18 @@ from amago_pl.callbacks.metric_axes import TOTAL_FRAMES, define_env_step_axis, l
 from amago_pl.callbacks.rollout import autocast_context, log_to_loggers, total_frames, world_info
 from amago_pl.envs import make_parallel_envs
 
-# The evaluation metrics are already equal on every rank, so they are logged with sync_dist=False;
-# Lightning's generic advice to sync epoch-level values does not apply to them.
-warnings.filterwarnings(
-    "ignore", message=r"It is recommended to use `self.log\('(val|test)/", category=PossibleUserWarning
-)
+_QUIETED: set[str] = set()
+
+
+def _quiet_sync_advice(keys: Sequence[str]) -> None:
+    """Silence, for these keys only, Lightning's advice to log epoch values with sync_dist=True
+    under DDP: they are equal on every rank already, and averaging equal float32 values over 3+
+    ranks could move them by a rounding step (enough to flip an EarlyStopping threshold)."""
+    for key in keys:
+        if key not in _QUIETED:
+            _QUIETED.add(key)
+            advice = f"It is recommended to use `self.log({key!r}, ..., sync_dist=True)`"
+            warnings.filterwarnings("ignore", message=re.escape(advice), category=PossibleUserWarning)
 
 
 def gather_episodes(trainer: pl.Trainer | None, episodes: list[EpisodeStat]) -> list[EpisodeStat]:
@@ -218,6 +226,7 @@ class EvalCallback(pl.Callback):
         # The env-rate is a per-rank timing, the one value that may differ between ranks.
         logged.pop(f"{self.stage}/env_fps", None)
         fps = metrics[f"{self.stage}/env_fps"]
+        _quiet_sync_advice(list(logged))
         with warnings.catch_warnings():
             # logger=True also without a logger: Trainer.validate/test return (and print) only the
             # values logged with it, and a Trainer(logger=False) user still wants them.
