@@ -12,7 +12,8 @@ from amago_pl import compat
 compat.install()  # old module paths and gin keys keep resolving (amago_pl/compat.py)
 
 # Public names and the module defining each. Imported lazily (PEP 562) so that `import amago_pl`
-# stays cheap in env worker processes, which only need the env layer.
+# stays cheap in env worker processes, which only need the env layer. The second half are the
+# names the original exports at its top level (amago/__init__.py at 2d85600).
 _EXPORTS = {
     "AMAGOEnv": "amago_pl.envs",
     "EpsilonGreedy": "amago_pl.envs",
@@ -31,12 +32,28 @@ _EXPORTS = {
     "TformerTrajEncoder": "amago_pl.nets.traj_encoders",
     "CNNTstepEncoder": "amago_pl.nets.tstep_encoders",
     "FFTstepEncoder": "amago_pl.nets.tstep_encoders",
+    # as in the original's package
+    "register_agent": "amago_pl.modules.agent",
+    "get_agent_cls": "amago_pl.modules.agent",
+    "list_registered_agents": "amago_pl.modules.agent",
+    "TstepEncoder": "amago_pl.nets.tstep_encoders",
+    "TrajEncoder": "amago_pl.nets.traj_encoders",
+    "register_tstep_encoder": "amago_pl.nets.registry",
+    "get_tstep_encoder_cls": "amago_pl.nets.registry",
+    "list_registered_tstep_encoders": "amago_pl.nets.registry",
+    "register_traj_encoder": "amago_pl.nets.registry",
+    "get_traj_encoder_cls": "amago_pl.nets.registry",
+    "list_registered_traj_encoders": "amago_pl.nets.registry",
+    "ExplorationWrapper": "amago_pl.envs.exploration",
+    "register_exploration": "amago_pl.envs.exploration",
+    "get_exploration_cls": "amago_pl.envs.exploration",
+    "list_registered_explorations": "amago_pl.envs.exploration",
 }
 
 
 # Subpackages reachable as attributes after a bare `import amago_pl` (as in the original).
 _SUBMODULES = {"nets", "modules", "envs", "datamodules", "callbacks", "run", "testing", "cli_utils",
-               "experiment", "types", "compat"}  # fmt: skip
+               "experiment", "types", "compat", "utils", "agent", "loading", "hindsight"}  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
@@ -67,4 +84,19 @@ __all__ = [  # noqa: F822 - resolved lazily by __getattr__
     "MultiTaskAgent",
     "RLDataset",
     "TformerTrajEncoder",
+    "TrajEncoder",
+    "TstepEncoder",
+    "ExplorationWrapper",
+    "get_agent_cls",
+    "get_exploration_cls",
+    "get_traj_encoder_cls",
+    "get_tstep_encoder_cls",
+    "list_registered_agents",
+    "list_registered_explorations",
+    "list_registered_traj_encoders",
+    "list_registered_tstep_encoders",
+    "register_agent",
+    "register_exploration",
+    "register_traj_encoder",
+    "register_tstep_encoder",
 ]

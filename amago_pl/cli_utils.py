@@ -31,6 +31,7 @@ _CONFIGURABLE_MODULES = (
     "amago_pl.nets.actor_critic",
     "amago_pl.nets.critics",
     "amago_pl.nets.attention",
+    "amago_pl.nets.attention_extras",
     "amago_pl.nets.popart",
     "amago_pl.nets.policy_dists",
     "amago_pl.modules.losses",
@@ -151,7 +152,8 @@ def parse_gin(files: Iterable[str] = (), bindings: Iterable[str] = ()) -> None:
         text = line
         if "=" in line:
             lhs, rhs = line.split("=", 1)
-            text = f"{port_binding_name(lhs.strip())} = {rhs.strip()}"
+            # the value may name configurables too (`@amago.agent.exp_filter`)
+            text = f"{port_binding_name(lhs.strip())} = {compat.rewrite_gin_text(rhs.strip())}"
         try:
             with gin.unlock_config():
                 gin.parse_config(text)
@@ -280,7 +282,12 @@ def add_common_cli(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add("--run_name", type=str, required=True)
     add("--epochs", type=int, default=1000)
     add("--buffer_dir", type=str, required=True, help="root of the replay store and the run folders")
-    add("--traj_encoder", type=str, default="transformer", choices=["ff", "transformer", "rnn", "mamba"])
+    add(
+        "--traj_encoder",
+        type=str,
+        default="transformer",
+        choices=["ff", "transformer", "rnn", "mamba", "identity"],
+    )
     add("--memory_size", type=int, default=256, help="sequence model width")
     add("--memory_layers", type=int, default=3)
     add("--batches_per_epoch", type=int, default=1000)
@@ -388,3 +395,13 @@ def switch_async_mode(experiment: Any, mode: str) -> Any:
         experiment.always_load_latest = False
         return experiment
     raise ValueError(f"mode={mode!r}: use 'both', 'collect' or 'learn'")
+
+
+def make_experiment_learn_only(experiment: Any) -> Any:
+    """The original's name for ``switch_async_mode(experiment, "learn")``."""
+    return switch_async_mode(experiment, "learn")
+
+
+def make_experiment_collect_only(experiment: Any) -> Any:
+    """The original's name for ``switch_async_mode(experiment, "collect")``."""
+    return switch_async_mode(experiment, "collect")

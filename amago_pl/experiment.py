@@ -238,6 +238,13 @@ class Experiment:
     def val_enabled(self) -> bool:
         return bool(self.val_interval) and self.val_timesteps_per_epoch > 0
 
+    @property
+    def DEVICE(self) -> Any:  # noqa: N802 - the original's attribute name (amago/experiment.py at 2d85600)
+        """The torch device the agent trains on: the Trainer's once ``start()`` built it, else CPU."""
+        import torch
+
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
     # ------------------------------------------------------------------ lifecycle
     def settings(self) -> Settings:
         """This Experiment's fields as run ``Settings`` (the same names; read when called, so

@@ -9,8 +9,11 @@ trajectory (`sample_random_trajectory`).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,6 +21,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from amago_pl.datamodules.original_layout import as_frozen_traj
 from amago_pl.datamodules.sampling import PADDED_SAMPLING_MODES
 from amago_pl.datamodules.store import TrajectoryStore
 from amago_pl.datamodules.stream import EpochDataLoader, TrainBatchStream
@@ -37,6 +41,12 @@ class RLDataset(LightningDataModule, ABC):
 
     wait_poll_seconds: float = 1.0  # how often a stream re-checks a not-ready buffer
     wait_log_seconds: float = 60.0  # how often it says that it is waiting
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        sampler = cls.__dict__.get("sample_random_trajectory")
+        if sampler is not None and not getattr(sampler, "_accepts_original", False):
+            cls.sample_random_trajectory = _accept_original_sampler(sampler)
 
     def __init__(self, dset_name: str | None = None) -> None:
         super().__init__()
@@ -185,6 +195,20 @@ class RLDataset(LightningDataModule, ABC):
         state = self.__dict__.copy()
         state["trainer"] = None
         return state
+
+
+def _accept_original_sampler(sampler: Callable) -> Callable:
+    """Let a ``sample_random_trajectory`` written for the original run here: it may take no ``rng``
+    (the original's signature) and return an ``RLData`` (amago/loading.py at 2d85600), which is
+    converted to a ``FrozenTraj``."""
+    takes_rng = len(inspect.signature(sampler).parameters) > 1
+
+    @functools.wraps(sampler)
+    def sample_random_trajectory(self: RLDataset, rng: np.random.Generator | None = None) -> FrozenTraj:
+        return as_frozen_traj(sampler(self, rng) if takes_rng else sampler(self))
+
+    sample_random_trajectory._accepts_original = True  # type: ignore[attr-defined]
+    return sample_random_trajectory
 
 
 class DoNothingDataset(RLDataset):

@@ -4,7 +4,15 @@ docs/architecture.md, "Envs")."""
 from amago_pl.envs import builtin
 from amago_pl.envs.action_spaces import ActionAdapter
 from amago_pl.envs.already_vectorized import AMAGOVectorEnv, VectorizedParallelEnvs
-from amago_pl.envs.amago_env import LOG_METRIC_PREFIX, AMAGOEnv
+from amago_pl.envs.amago_env import (
+    AMAGO_ENV_LOG_PREFIX,
+    LOG_METRIC_PREFIX,
+    AMAGOEnv,
+    EnvCreator,
+    ReturnHistory,
+    SequenceWrapper,
+    SpecialMetricHistory,
+)
 from amago_pl.envs.async_envs import AsyncParallelEnvs
 from amago_pl.envs.builtin import make_builtin_env
 from amago_pl.envs.exploration import (
@@ -19,6 +27,7 @@ from amago_pl.envs.parallel import MODES, make_parallel_envs
 from amago_pl.envs.vector import ParallelEnvs, SyncParallelEnvs
 
 __all__ = [
+    "AMAGO_ENV_LOG_PREFIX",
     "LOG_METRIC_PREFIX",
     "MODES",
     "AMAGOEnv",
@@ -26,9 +35,13 @@ __all__ = [
     "ActionAdapter",
     "AsyncParallelEnvs",
     "BilevelEpsilonGreedy",
+    "EnvCreator",
     "EpsilonGreedy",
     "ExplorationWrapper",
     "ParallelEnvs",
+    "ReturnHistory",
+    "SequenceWrapper",
+    "SpecialMetricHistory",
     "SyncParallelEnvs",
     "VectorizedParallelEnvs",
     "builtin",

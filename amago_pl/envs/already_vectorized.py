@@ -149,6 +149,8 @@ class VectorizedParallelEnvs(ParallelEnvs):
     """``ParallelEnvs`` over one vector env (see the module doc for the autoreset handling)."""
 
     def __init__(self, venv: VectorEnv, num_envs: int, seed: int | None = None, check_finite: bool = True):
+        if getattr(venv, "vector_env", None) is not None:  # AMAGOEnv(vector_env, batched_envs=N)
+            venv = AMAGOVectorEnv(venv.vector_env, env_name=venv.env_name)
         if not isinstance(venv, VectorEnv):
             raise TypeError(
                 f"mode='already_vectorized' needs make_env to return a gymnasium VectorEnv, got {type(venv).__name__}"

@@ -13,13 +13,19 @@ next call will use.
 The rollout callback builds a strategy as ``cls(action_space, num_envs)``: the env's single action
 space and the number of parallel envs this process serves (``Experiment.parallel_actors``). Every
 other argument is a gin keyword (docs/configuration.md).
+
+Classes written for the original (an action wrapper built as ``cls(env)``, with
+``add_exploration_noise(action, local_step)`` and/or ``current_eps(local_step)`` working on one
+env's batch; amago/envs/exploration.py at 2d85600) run unchanged: built as ``cls(action_space,
+num_envs)``, such a class becomes one instance per env behind a
+:class:`~amago_pl.envs.per_env_exploration.PerEnvExploration` (see :func:`original_style`).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +49,7 @@ def register_exploration(name: str) -> Callable[[type], type]:
 
 
 # Strategies defined next to the env they were written for, imported on first use by name.
-_LAZY_EXPLORATIONS = {"tmaze": "amago_pl.envs.builtin.tmaze"}
+_LAZY_EXPLORATIONS = {"tmaze": "amago_pl.envs.builtin.tmaze_exploration"}
 
 
 def get_exploration_cls(name: str) -> type[ExplorationWrapper]:
@@ -65,14 +71,51 @@ def linear_anneal(start: float, end: float, step: int, steps_anneal: int) -> flo
     return start + (end - start) * frac
 
 
-class ExplorationWrapper(ABC):
+def original_style(cls: type) -> bool:
+    """True for exploration classes written against the original's API (see the module doc).
+
+    Recognised by any of: an ``add_exploration_noise`` method; an ``__init__`` whose first argument
+    is not ``action_space`` (the original's is the env); a ``current_eps`` override whose argument
+    is named ``local_step``.
+    """
+    if callable(getattr(cls, "add_exploration_noise", None)):
+        return True
+    params = list(inspect.signature(cls.__init__).parameters)[1:]
+    if params and params[0] not in ("action_space", "args"):
+        return True
+    eps_params = list(inspect.signature(cls.current_eps).parameters)[1:]
+    return bool(eps_params) and eps_params[0] == "local_step"
+
+
+class ExplorationWrapper:
     """Base class: perturbs (N,) int64 or (N, A) float32 policy actions of N parallel envs.
 
     Subclasses implement ``epsilon(time_idxs) -> (N,)`` (before per-env multipliers) or override
     ``add_noise``. The RNG is a numpy ``Generator``; ``seed(s)`` makes it reproducible.
+
+    ``action_space`` may also be an env (the original's signature, one env per instance): its
+    ``action_space`` is used, ``num_envs`` defaults to its ``batched_envs`` (1), and ``self.env``
+    keeps it.
     """
 
-    def __init__(self, action_space: spaces.Space, num_envs: int):
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # amago_pl builds every strategy as cls(action_space, num_envs); an original-style class
+        # expects one env instead, so it gets one instance per env (envs/per_env_exploration.py).
+        # (A __new__ rather than a metaclass __call__, so inspect.signature(cls) stays __init__'s.)
+        if args and isinstance(args[0], spaces.Space) and original_style(cls):
+            from amago_pl.envs.per_env_exploration import PerEnvExploration
+
+            num_envs = args[1] if len(args) > 1 else kwargs.pop("num_envs", 1)
+            return PerEnvExploration(cls, args[0], int(num_envs), *args[2:], **kwargs)
+        return super().__new__(cls)
+
+    def __init__(self, action_space: spaces.Space | Any, num_envs: int | None = None):
+        self.env = None
+        if not isinstance(action_space, spaces.Space) and hasattr(action_space, "action_space"):
+            self.env = action_space
+            action_space = self.env.action_space
+            if num_envs is None:
+                num_envs = int(getattr(self.env, "batched_envs", 1))
         if isinstance(action_space, spaces.Discrete):
             self.kind = "discrete"
         elif isinstance(action_space, spaces.MultiBinary):
@@ -82,18 +125,31 @@ class ExplorationWrapper(ABC):
         else:
             raise ValueError(f"exploration does not support action space {action_space!r}")
         self.action_space = action_space
-        self.num_envs = int(num_envs)
+        self.num_envs = int(num_envs if num_envs is not None else 1)
         self.steps = 0  # calls so far (= steps of each actor)
         self.rng = np.random.default_rng()
         self._last_time_idxs = np.zeros(self.num_envs, dtype=np.int64)  # (N,)
+
+    # The original's attribute names, for subclasses written against it.
+    @property
+    def batched_envs(self) -> int:
+        return self.num_envs
+
+    @property
+    def discrete(self) -> bool:
+        return self.kind == "discrete"
+
+    @property
+    def global_step(self) -> int:
+        return self.steps
 
     def seed(self, seed: int | None) -> None:
         self.rng = np.random.default_rng(seed)
 
     # ------------------------------------------------------------------ schedule
-    @abstractmethod
     def epsilon(self, time_idxs: np.ndarray) -> np.ndarray:
         """(N,) exploration strength at the current schedule step, before per-env multipliers."""
+        raise NotImplementedError(f"{type(self).__name__} must implement epsilon(time_idxs) or add_noise")
 
     def multipliers(self) -> np.ndarray:
         """(N,) per-env scale of epsilon (ones unless a subclass randomises it)."""
@@ -153,7 +209,7 @@ class ExplorationWrapper(ABC):
 class _RandomizedEps(ExplorationWrapper):
     """Adds the optional per-env U[0, 1) epsilon multiplier, redrawn when that env's episode ends."""
 
-    def __init__(self, action_space: spaces.Space, num_envs: int, randomize_eps: bool):
+    def __init__(self, action_space: spaces.Space, num_envs: int | None, randomize_eps: bool):
         super().__init__(action_space, num_envs)
         self.randomize_eps = bool(randomize_eps)
         self._multipliers = self._draw(self.num_envs)  # (N,)
@@ -213,7 +269,7 @@ class EpsilonGreedy(_RandomizedEps):
     def __init__(
         self,
         action_space: spaces.Space,
-        num_envs: int,
+        num_envs: int | None = None,
         eps_start: float = 1.0,
         eps_end: float = 0.05,
         steps_anneal: int = 1_000_000,
@@ -252,7 +308,7 @@ class BilevelEpsilonGreedy(_RandomizedEps):
     def __init__(
         self,
         action_space: spaces.Space,
-        num_envs: int,
+        num_envs: int | None = None,
         rollout_horizon: int = gin.REQUIRED,
         eps_start_start: float = 1.0,
         eps_start_end: float = 0.05,

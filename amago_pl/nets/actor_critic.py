@@ -21,6 +21,7 @@ import torch
 from torch import distributions as pyd
 from torch import nn
 
+from amago_pl import compat
 from amago_pl.nets.critics import (  # the original's path for the critic heads
     BaseCriticHead,
     EnsembleLinear,
@@ -30,7 +31,7 @@ from amago_pl.nets.critics import (  # the original's path for the critic heads
 )
 from amago_pl.nets.ff import MLP, FFBlock, Normalization
 from amago_pl.nets.policy_dists import Discrete, PolicyOutput, TanhGaussian
-from amago_pl.nets.utils import activation_switch
+from amago_pl.nets.utils import activation_switch, symlog
 
 # ------------------------------------------------------------------------------ actors
 
@@ -163,6 +164,16 @@ class ResidualActor(BaseActorHead):
         return self.out(self.out_norm(self.blocks(self.inp(state))))
 
 
+def gammas_as_input_seq(gammas: torch.Tensor, batch_size: int, length: int) -> torch.Tensor:
+    """gammas (G,) -> (B * G, L, 1) features ``symlog(1 / (1 - gamma))``, the gamma input of the
+    original's critics (amago/nets/actor_critic.py at 2d85600); the heads here compute it inside."""
+    horizon = symlog(1.0 / (1.0 - gammas).clamp(1e-6, 1.0))  # (G,)
+    return horizon.repeat(batch_size)[:, None, None].expand(-1, length, 1)  # (B * G, L, 1), b-major
+
+
+# PopArtLayer, which the original defined here, lives in nets/popart.py (amago_pl/compat.py).
+__getattr__ = compat.name_getattr(__name__)
+
 __all__ = [
     "Actor",
     "BaseActorHead",
@@ -172,4 +183,5 @@ __all__ = [
     "NCritics",
     "NCriticsTwoHot",
     "ResidualActor",
+    "gammas_as_input_seq",
 ]

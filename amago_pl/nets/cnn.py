@@ -196,3 +196,55 @@ def drqv2_random_shift(imgs: torch.Tensor, pad: int = 4) -> torch.Tensor:
     grid = torch.stack(torch.meshgrid(base, base, indexing="xy"), dim=-1)  # (H, W, 2)
     shift = torch.randint(0, 2 * pad + 1, (n, 1, 1, 2), device=imgs.device).to(imgs.dtype) * (2.0 * eps)
     return F.grid_sample(padded, grid.unsqueeze(0) + shift, padding_mode="zeros", align_corners=False)
+
+
+def weight_init(module: nn.Module) -> None:
+    """DrQ-v2's initialisation (``module.apply(weight_init)``): orthogonal Linear weights; a conv
+    starts as only its kernel centre, orthogonal with the leaky-ReLU gain; zero biases."""
+    if isinstance(module, nn.Linear):
+        nn.init.orthogonal_(module.weight.data)
+        if module.bias is not None:
+            module.bias.data.zero_()
+    elif isinstance(module, nn.Conv2d):
+        k = module.weight.shape[-1]
+        module.weight.data.zero_()
+        nn.init.orthogonal_(module.weight.data[:, :, k // 2, k // 2], nn.init.calculate_gain("leaky_relu"))
+        if module.bias is not None:
+            module.bias.data.zero_()
+
+
+class DrQv2Aug(nn.Module):
+    """:func:`drqv2_random_shift` as a module on sequences of images.
+
+    Input (B, L, H, W, C), or (B, L, C, H, W) with ``channels_first``; output has the same shape.
+    """
+
+    def __init__(self, pad: int, channels_first: bool):
+        super().__init__()
+        self.pad = pad
+        self.channels_first = channels_first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, L = x.shape[:2]
+        imgs = x.reshape(B * L, *x.shape[2:])
+        if not self.channels_first:
+            imgs = imgs.permute(0, 3, 1, 2)  # (B*L, C, H, W)
+        out = drqv2_random_shift(imgs, self.pad)
+        if not self.channels_first:
+            out = out.permute(0, 2, 3, 1)
+        return out.reshape(x.shape)
+
+
+@gin.configurable
+class DrQCNN(CNN):
+    """DrQ-v2's encoder (Yarats et al., 2021, https://arxiv.org/abs/2107.09645): four 3x3 convs with
+    32 channels (the first with stride 2), initialised with :func:`weight_init`."""
+
+    def __init__(self, img_shape: tuple[int, ...], channels_first: bool, activation: str):
+        super().__init__(img_shape, channels_first, activation)
+        self.convs = _plain_convs(self.in_channels, [32] * 4, [3] * 4, [2, 1, 1, 1], self.act)
+        self.apply(weight_init)
+        self._infer_emb_dim()
+
+    def conv_forward(self, imgs: torch.Tensor) -> torch.Tensor:
+        return self.convs(imgs).flatten(1)

@@ -27,6 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import distributions as pyd
 
+# The type of the ``std_activation`` keywords: (raw output, low, high) -> positive std (the original's
+# alias, amago/nets/policy_dists.py at 2d85600).
+StdActivation = Callable[[torch.Tensor, float, float], torch.Tensor]
+
 
 def tanh_bounded_positive(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
     """Squash to [low, high] in log space (the SAC/DrQ log-std parameterisation)."""

@@ -10,6 +10,7 @@ the context length (``Experiment.max_seq_len``). Every other argument is a gin k
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -18,18 +19,35 @@ import gin
 import torch
 from torch import nn
 
+from amago_pl import compat
 from amago_pl.nets.ff import FFBlock, Normalization
 from amago_pl.nets.transformer import FlashAttention, KVCache, SelfAttention, Transformer
 from amago_pl.nets.utils import activation_switch
 
 
 class TrajEncoder(nn.Module, ABC):
-    """Base class. Must be causal: output t depends only on inputs 0..t."""
+    """Base class. Must be causal: output t depends only on inputs 0..t.
+
+    A subclass written for the original (its ``forward`` takes ``log_dict``) is called as the
+    original calls it: ``time_idxs`` (B, L, 1) and ``log_dict=None`` (amago/nets/traj_encoders.py:140
+    at 2d85600).
+    """
+
+    _original_api: bool = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._original_api = "log_dict" in inspect.signature(cls.forward).parameters
 
     def __init__(self, tstep_dim: int, max_seq_len: int):
         super().__init__()
         self.tstep_dim = tstep_dim
         self.max_seq_len = max_seq_len
+
+    def __call__(self, seq: torch.Tensor, time_idxs: torch.Tensor, hidden_state: Any = None, **kwargs: Any):
+        if self._original_api and time_idxs.dim() == seq.dim() - 1:
+            time_idxs = time_idxs.unsqueeze(-1)  # (B, L) -> (B, L, 1)
+        return super().__call__(seq, time_idxs, hidden_state, **kwargs)
 
     @abstractmethod
     def forward(
@@ -264,6 +282,7 @@ class FFTrajEncoder(TrajEncoder):
         return self.dropout(self.out_norm(self.out(x))), hidden_state
 
 
+@gin.configurable
 class IdentityTrajEncoder(TrajEncoder):
     """No sequence model: the policy sees only the current timestep embedding."""
 
@@ -369,3 +388,8 @@ class MambaTrajEncoder(TrajEncoder):
                 h = h + y
             outs.append(h)
         return self.out_norm(torch.cat(outs, dim=1)), hidden_state
+
+
+# register_traj_encoder & co., which the original defined here, live in nets/registry.py
+# (it imports this module); served through amago_pl/compat.py.
+__getattr__ = compat.name_getattr(__name__)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from amago_pl import compat
 from amago_pl.nets.attention import (
     FlashAttention,
     FlexAttention,
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 
+@gin.configurable
 class SigmaReparam(nn.Linear):
     """Linear layer with sigma-reparameterised weights ``W_hat = gamma / sigma(W) * W``
     (Zhai et al., 2023, https://arxiv.org/abs/2303.06296): bounding the spectral norm keeps attention
@@ -50,16 +52,22 @@ class SigmaReparam(nn.Linear):
     sigma(W) is tracked by one power-iteration step per training forward; eval mode reuses the stored
     singular vectors, so eval outputs are deterministic.
 
-    Not gin-configurable itself: switch it on or off with ``TformerTrajEncoder.sigma_reparam``.
-    The bias, if any, is not reparameterised.
+    Switch it on or off with ``TformerTrajEncoder.sigma_reparam``. The bias, if any, is not
+    reparameterised.
+
+    Args:
+        fast_init: start from random singular-vector estimates instead of refining them with 20
+            power iterations first: the legacy start of the original (its ``fast_init``,
+            amago/nets/transformer.py:422 at 2d85600), whose first outputs are larger.
     """
 
-    def __init__(self, d_in: int, d_out: int, bias: bool = True):
+    def __init__(self, d_in: int, d_out: int, bias: bool = True, fast_init: bool = False):
         super().__init__(d_in, d_out, bias=bias)
         self.gamma = nn.Parameter(torch.ones(1))
         self.register_buffer("u", F.normalize(torch.randn(d_out), dim=0))
         self.register_buffer("v", F.normalize(torch.randn(d_in), dim=0))
-        self._power_iteration(steps=20)  # start from an accurate estimate
+        if not fast_init:
+            self._power_iteration(steps=20)  # start from an accurate estimate
 
     @torch.no_grad()
     def _power_iteration(self, steps: int = 1) -> None:
@@ -409,3 +417,8 @@ class Transformer(nn.Module):
             x = layer.forward_cached(x, cache.k[i], cache.v[i], layout, rope_angles)
         cache.count.copy_(layout[-1])
         return self.out_norm(x)
+
+
+# The original's names for the rotary embedding and the rollout cache, and the original's extra
+# attention classes (nets/attention_extras.py), served through amago_pl/compat.py.
+__getattr__ = compat.name_getattr(__name__)

@@ -7,6 +7,7 @@ keyword (docs/configuration.md).
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from amago_pl import compat
 from amago_pl.nets.cnn import CNN, NatureishCNN, drqv2_random_shift
 from amago_pl.nets.ff import MLP, Normalization
 from amago_pl.nets.utils import InputNorm, activation_switch, symlog
@@ -44,14 +46,32 @@ class TstepEncoder(nn.Module, ABC):
         self.hide_rl2s = hide_rl2s
         self.hide_rewards = hide_rewards
 
+    # True for subclasses written for the original, whose ``inner_forward(obs, rl2s, log_dict=None)``
+    # takes a logging dict where amago_pl passes the mask (amago/nets/tstep_encoders.py:113 at 2d85600).
+    _takes_log_dict: bool = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        params = inspect.signature(cls.inner_forward).parameters
+        cls._takes_log_dict = "log_dict" in params and "mask" not in params
+
     def forward(
-        self, obs: dict[str, torch.Tensor], rl2s: torch.Tensor, mask: torch.Tensor | None = None
+        self,
+        obs: dict[str, torch.Tensor],
+        rl2s: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        log_dict: dict | None = None,
     ) -> torch.Tensor:
-        """obs: each (B, L, ...); rl2s: (B, L, 1 + A); mask: (B, L) bool real steps or None -> (B, L, emb_dim)."""
+        """obs: each (B, L, ...); rl2s: (B, L, 1 + A); mask: (B, L) bool real steps or None -> (B, L, emb_dim).
+
+        ``log_dict`` is only passed on to an original-style ``inner_forward`` (None from the Agent).
+        """
         if self.hide_rl2s:
             rl2s = torch.zeros_like(rl2s)
         elif self.hide_rewards:
             rl2s = torch.cat((torch.zeros_like(rl2s[..., :1]), rl2s[..., 1:]), dim=-1)
+        if self._takes_log_dict:
+            return self.inner_forward(obs, rl2s, log_dict=log_dict)
         return self.inner_forward(obs, rl2s, mask)
 
     @abstractmethod
@@ -241,3 +261,8 @@ class CNNTstepEncoder(TstepEncoder):
         img_emb = self.img_features(self.cnn(img))  # (B, L, img_features)
         rl2_emb = self.rl2_features(symlog(rl2s.float()))  # (B, L, rl2_features)
         return self.merge(torch.cat((img_emb, rl2_emb), dim=-1))  # (B, L, d_output)
+
+
+# register_tstep_encoder & co., which the original defined here, live in nets/registry.py
+# (it imports this module); served through amago_pl/compat.py.
+__getattr__ = compat.name_getattr(__name__)

@@ -16,6 +16,46 @@ _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
+def add_activation_log(root_key: str, activation: torch.Tensor, log_dict: dict | None = None) -> None:
+    """Record max/min/std/mean of ``activation`` under ``activation-{root_key}-...`` in ``log_dict``.
+
+    The original's logging helper for custom encoders (amago/nets/utils.py at 2d85600); a no-op
+    when ``log_dict`` is None, which is what amago_pl's Agent passes.
+    """
+    if log_dict is None:
+        return
+    with torch.no_grad():
+        for stat in ("max", "min", "std", "mean"):
+            log_dict[f"activation-{root_key}-{stat}"] = getattr(activation, stat)()
+
+
+class SlowAdaptiveRational(nn.Module):
+    """Rational activation P(x) / (1 + |Q(x)|), degrees (5, 4), initialised as a leaky ReLU fit.
+
+    Delfosse et al., "Adaptive Rational Activations to Boost Deep RL" (https://arxiv.org/abs/2102.09407),
+    in plain PyTorch ops; the initial coefficients are the leaky-ReLU fit used by the original
+    (amago/nets/utils.py at 2d85600). Activation name "adaptive".
+    """
+
+    _P_INIT = (0.029792778657264946, 0.6183735264987601, 2.323309062531321,
+               3.051936237265109, 1.4854203263828845, 0.2510244961111299)  # fmt: skip
+    _Q_INIT = (-1.1419548357285474, 4.393159974992486, 0.8714712309957245, 0.34719662339598834)
+
+    def __init__(self, trainable: bool = True):
+        super().__init__()
+        self.numerator = nn.Parameter(torch.tensor(self._P_INIT), requires_grad=trainable)  # x^0..x^5
+        self.denominator = nn.Parameter(torch.tensor(self._Q_INIT), requires_grad=trainable)  # x^1..x^4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        powers = torch.stack([x**i for i in range(len(self._P_INIT))], dim=-1)  # (..., 6)
+        p = (powers * self.numerator).sum(-1)
+        q = (powers[..., 1 : 1 + len(self._Q_INIT)] * self.denominator).abs().sum(-1)
+        return p / (1.0 + q)
+
+
+_ACTIVATIONS["adaptive"] = SlowAdaptiveRational
+
+
 def activation_switch(name: str) -> Callable[[], nn.Module]:
     """Map an activation name to a factory; call the result to get a fresh module."""
     try:

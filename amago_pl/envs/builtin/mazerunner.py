@@ -68,6 +68,8 @@ class MazeRunnerGymEnv(gym.Env):
     Args:
         maze_dim: side length of the square maze grid, border walls included; odd and at least 5.
         min_num_goals: at least 1.
+        randomized_action_space: shuffle which action index moves in which direction at every
+            reset (the AMAGO paper's "rewired" actions), so the mapping must be found in context.
     """
 
     metadata = {"render_modes": []}
@@ -79,6 +81,7 @@ class MazeRunnerGymEnv(gym.Env):
         max_num_goals: int = 3,
         time_limit: int = 250,
         goal_in_obs: bool = True,
+        randomized_action_space: bool = False,
     ):
         if maze_dim < 5 or maze_dim % 2 == 0:
             raise ValueError(f"maze_dim must be odd and >= 5, got {maze_dim}")
@@ -91,6 +94,8 @@ class MazeRunnerGymEnv(gym.Env):
         self.max_num_goals = max_num_goals
         self.time_limit = time_limit
         self.goal_in_obs = goal_in_obs
+        self.randomized_action_space = randomized_action_space
+        self.moves = MOVES.copy()  # action index -> (dx, dy); permuted per episode when randomized
         self.action_space = spaces.Discrete(5)
         self.observation_space = spaces.Box(0.0, 1.0, shape=(9 if goal_in_obs else 7,), dtype=np.float32)
 
@@ -123,12 +128,14 @@ class MazeRunnerGymEnv(gym.Env):
         picks = self.np_random.choice(len(free_x), size=k + 1, replace=False)
         cells = np.stack([free_x[picks], free_y[picks]], axis=1).astype(np.int64)  # (k+1, 2) as (x, y)
         self.pos, self.goals = cells[0].copy(), cells[1:]
+        if self.randomized_action_space:
+            self.moves = MOVES[self.np_random.permutation(len(MOVES))]
         self.reached = 0
         self.t = 0
         return self._obs(), {}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
-        new = self.pos + MOVES[int(action)]
+        new = self.pos + self.moves[int(action)]
         if not self.walls[new[1], new[0]]:
             self.pos = new
         self.t += 1
@@ -171,6 +178,14 @@ class GoalDictObservation(gym.ObservationWrapper):
         }
 
 
+class RelabelInfoWrapper(GoalDictObservation):
+    """The original's name and signature: ``RelabelInfoWrapper(MazeRunnerGymEnv(...))`` with
+    ``max_num_goals`` goal slots (amago/envs/builtin/mazerunner.py at 2d85600)."""
+
+    def __init__(self, env: MazeRunnerGymEnv):
+        super().__init__(env, env.max_num_goals)
+
+
 @gin.configurable
 class MazeRunnerAMAGOEnv(AMAGOEnv):
     """``MazeRunnerGymEnv`` with exactly ``num_goals`` goals and relabelable dict observations.
@@ -182,10 +197,24 @@ class MazeRunnerAMAGOEnv(AMAGOEnv):
     Args:
         maze_dim: side length of the square maze grid; odd and at least 5.
         num_goals: number k of goals in every episode (the relabeler's ``num_goals`` must match).
+        randomized_action_space: see :class:`MazeRunnerGymEnv`.
     """
 
-    def __init__(self, maze_dim: int = 11, num_goals: int = 3, time_limit: int = 250):
-        base = MazeRunnerGymEnv(maze_dim, num_goals, num_goals, time_limit, goal_in_obs=False)
+    def __init__(
+        self,
+        maze_dim: int = 11,
+        num_goals: int = 3,
+        time_limit: int = 250,
+        randomized_action_space: bool = False,
+    ):
+        base = MazeRunnerGymEnv(
+            maze_dim,
+            num_goals,
+            num_goals,
+            time_limit,
+            goal_in_obs=False,
+            randomized_action_space=randomized_action_space,
+        )
         super().__init__(
             GoalDictObservation(base, num_goals), env_name=f"MazeRunner-{maze_dim}x{maze_dim}-k{num_goals}"
         )

@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from amago_pl.envs.exploration import EpsilonGreedy, register_exploration
+from amago_pl import compat
 
 RIGHT, UP, LEFT, DOWN = 0, 1, 2, 3
 
@@ -140,50 +140,6 @@ class TMazeAltActive(TMaze):
         super().__init__(corridor_length, goal_reward, penalty, distract_reward, active=True)
 
 
-@register_exploration("tmaze")
-@gin.configurable
-class TMazeExploration(EpsilonGreedy):
-    """Epsilon-greedy that explores little in the corridor and fully near the start and junction.
-
-    A T-Maze episode needs ``corridor_length`` forward moves between the step that reveals the
-    goal and the step that uses it, so ordinary epsilon-greedy almost never reaches the junction
-    early in training, and once epsilon has annealed it almost never tries the other side there.
-    This schedule (the original's examples/04_tmaze.py:50-59 at 2d85600) uses ``0.5 / horizon``
-    for time indices strictly between ``start_window`` and ``horizon - end_window`` and the
-    annealed :class:`EpsilonGreedy` epsilon elsewhere, so both goal sides keep being tried at the
-    junction. The memory question stays the same.
-
-    Args:
-        horizon: the corridor length (time indices are counted from the env's reset).
-            ``gin.REQUIRED`` (``TMazeExploration.horizon = 10``).
-        end_window: the last ``end_window`` time indices before ``horizon`` (and every later
-            one) use the annealed epsilon.
-    """
-
-    def __init__(
-        self,
-        action_space: spaces.Space,
-        num_envs: int,
-        horizon: int = gin.REQUIRED,
-        start_window: int = 0,
-        end_window: int = 3,
-        eps_start: float = 1.0,
-        eps_end: float = 0.01,
-        steps_anneal: int = 100_000,
-        randomize_eps: bool = True,
-    ):
-        if horizon is gin.REQUIRED or horizon is None:
-            raise ValueError(
-                "TMazeExploration needs the corridor length: bind `TMazeExploration.horizon = <int>` "
-                "(or pass horizon=...)"
-            )
-        super().__init__(action_space, num_envs, eps_start, eps_end, steps_anneal, randomize_eps)
-        self.horizon = int(horizon)
-        self.start_window = int(start_window)
-        self.end_window = int(end_window)
-
-    def epsilon(self, time_idxs: np.ndarray) -> np.ndarray:
-        eps = super().epsilon(time_idxs)  # (N,)
-        t = np.asarray(time_idxs).reshape(-1)
-        in_corridor = (t > self.start_window) & (t < self.horizon - self.end_window)
-        return np.where(in_corridor, 0.5 / self.horizon, eps)
+# The original's base class name (TMazeAlt) and the T-Maze example's exploration (its own module,
+# envs/builtin/tmaze_exploration.py) are served through amago_pl/compat.py.
+__getattr__ = compat.name_getattr(__name__)

@@ -66,6 +66,8 @@ class MetaFrozenLake(gym.Env):
         recover_mode: stepping towards a hole gives -0.1 and leaves the agent in place instead
             of ending the attempt.
         max_episode_steps: step limit of one attempt; None means N^2 (2 N^2 in hard mode).
+        show_k_progress: include ``k / K`` in the observation; False puts 0 there (hides how many
+            attempts are left, e.g. to test other K than trained on).
         slip_chance: probability that a move action is replaced by a random move.
     """
 
@@ -78,10 +80,12 @@ class MetaFrozenLake(gym.Env):
         hard_mode: bool = False,
         recover_mode: bool = False,
         max_episode_steps: int | None = None,
+        show_k_progress: bool = True,
         slip_chance: float = 0.0,
     ):
         self.size = size
         self.k_episodes = k_episodes
+        self.show_k_progress = show_k_progress
         self.hard_mode = hard_mode
         self.recover_mode = recover_mode
         self.max_episode_steps = max_episode_steps or (2 if hard_mode else 1) * size * size
@@ -95,8 +99,9 @@ class MetaFrozenLake(gym.Env):
 
     def _obs(self, reset_flag: bool) -> np.ndarray:
         x, y = self.pos
+        k_obs = self.attempt / self.k_episodes if self.show_k_progress else 0.0
         return np.array(
-            [x / self.size, y / self.size, float(reset_flag), self.attempt / self.k_episodes],
+            [x / self.size, y / self.size, float(reset_flag), k_obs],
             dtype=np.float32,
         )
 
