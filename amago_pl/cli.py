@@ -330,11 +330,15 @@ class AmagoCLI(LightningCLI):
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)
-        # Our checkpoints hold gym spaces and classes in the hyperparameters, which torch's
-        # weights-only unpickler refuses; `--weights_only true` still forces the strict loader.
+        # Checkpoints are plain data (amago_pl/modules/hparams.py): read them without unpickling.
         if "weights_only" in kwargs and kwargs["weights_only"] is None:
-            kwargs["weights_only"] = False
+            kwargs["weights_only"] = True
         return kwargs
+
+    def _parse_ckpt_path(self) -> None:
+        """Not LightningCLI's: it would read the checkpoint's hyperparameters (the Agent's
+        arguments) as ``model:`` settings, which here are the builder's (env, encoders ...). The
+        model comes from the YAML/flags; ``Agent.on_load_checkpoint`` compares it with the file."""
 
 
 def apply_gin_items(items: list[str]) -> None:
@@ -363,7 +367,11 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 
 def main() -> None:
-    """Console-script entry point (``amago-pl``)."""
+    """Console-script entry point (``amago-pl``; ``amago-pl convert-checkpoint OLD NEW``)."""
+    if sys.argv[1:2] == ["convert-checkpoint"]:
+        from amago_pl.run.convert import main as convert_main
+
+        raise SystemExit(convert_main(sys.argv[2:]))
     run()
 
 

@@ -281,9 +281,8 @@ class Experiment:
         """Train for ``epochs`` epochs (collect -> train -> validate -> checkpoint)."""
         if self.trainer is None:
             raise RuntimeError("call Experiment.start() before learn()")
-        # Checkpoints hold gym spaces and encoder classes in the hyperparameters, which torch's
-        # weights-only unpickler refuses; they are our own files, so load them fully.
-        self.trainer.fit(self.agent, datamodule=self.dataset, ckpt_path=self._ckpt_path, weights_only=False)
+        # Checkpoints hold plain data only (amago_pl/modules/hparams.py): nothing is unpickled.
+        self.trainer.fit(self.agent, datamodule=self.dataset, ckpt_path=self._ckpt_path, weights_only=True)
         self._ckpt_path = None
 
     # ------------------------------------------------------------------ evaluation

@@ -99,8 +99,8 @@ def main() -> None:
     agent, dataset, trainer = build(
         Path(args.run_dir), args.corridor, args.epochs, args.batches, args.actors, args.workers
     )
-    # weights_only=False: the checkpoint's hyperparameters hold gym spaces and encoder classes.
-    trainer.fit(agent, datamodule=dataset, ckpt_path="last" if args.resume else None, weights_only=False)
+    # amago_pl checkpoints are plain data: resume reads them without unpickling anything.
+    trainer.fit(agent, datamodule=dataset, ckpt_path="last" if args.resume else None, weights_only=True)
 
 
 if __name__ == "__main__":

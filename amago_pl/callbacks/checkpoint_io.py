@@ -12,7 +12,10 @@ writer instead:
   file or the new complete file, never a partial one, even if the process is killed mid-write;
 - on ``OSError`` (typically ENOSPC) deletes the temporary file and raises
   ``CheckpointWriteError`` naming the path, the bytes needed and the bytes free;
-- deletes temporary files left behind by a process of this host that no longer exists.
+- deletes temporary files left behind by a process of this host that no longer exists;
+- reads with ``weights_only=True`` unless told otherwise (amago_pl checkpoints are plain data),
+  and refuses a pickled file with the conversion command
+  (:class:`amago_pl.modules.checkpoint.PickledCheckpointError`).
 
 Remote paths (``s3://`` ...) fall back to Lightning's writer.
 """
@@ -23,6 +26,7 @@ import errno
 import io
 import logging
 import os
+import pickle
 import shutil
 import socket
 from pathlib import Path
@@ -32,7 +36,12 @@ import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from amago_pl.modules.checkpoint import stamp_version
+from amago_pl.modules.checkpoint import (
+    PickledCheckpointError,
+    pickled_checkpoint_message,
+    stamp_version,
+    unpickling_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +159,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         atomic_write_bytes(path, buffer.getvalue())
+
+    def load_checkpoint(
+        self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        # Lightning passes None unless the user chose; torch's own default has varied by version.
+        weights_only = True if weights_only is None else weights_only
+        kwargs = {} if map_location is None else {"map_location": map_location}
+        try:
+            return super().load_checkpoint(path, weights_only=weights_only, **kwargs)
+        except pickle.UnpicklingError as err:
+            raise PickledCheckpointError(pickled_checkpoint_message(path, unpickling_reason(err))) from None
 
 
 def with_atomic_checkpoints(plugins: Any) -> list[Any]:

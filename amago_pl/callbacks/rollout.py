@@ -304,7 +304,7 @@ class RolloutCallback(pl.Callback):
             "exploration": self.exploration.state_dict() if self.exploration is not None else None,
             "rng": {
                 "python": random.getstate(),
-                "numpy": np.random.get_state(),
+                "numpy": _plain_numpy_rng_state(),
                 "torch": torch.get_rng_state(),
             },
         }
@@ -327,6 +327,14 @@ class RolloutCallback(pl.Callback):
             np.random.set_state(rng["numpy"])
             torch.set_rng_state(rng["torch"])
         self._restored = None
+
+
+def _plain_numpy_rng_state() -> dict[str, Any]:
+    """numpy's global RNG state as built-in types (the MT19937 key as a list of ints), so the
+    checkpoint loads with ``torch.load(weights_only=True)``; ``np.random.set_state`` takes it back."""
+    state = np.random.get_state(legacy=False)
+    state["state"]["key"] = state["state"]["key"].tolist()
+    return state
 
 
 def _sum_over_ranks(trainer: pl.Trainer, value: float) -> float:

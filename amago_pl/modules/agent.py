@@ -22,6 +22,7 @@ from torch import nn
 
 from amago_pl import compat
 from amago_pl.modules import checkpoint as ckpt
+from amago_pl.modules import hparams as hparams_mod
 from amago_pl.modules import losses, update
 from amago_pl.modules.nonfinite import NonFiniteGuard
 from amago_pl.nets.actor_critic import Actor, NCritics
@@ -41,6 +42,7 @@ def register_agent(name: str) -> Callable[[type], type]:
 
     def deco(cls: type) -> type:
         _AGENTS[name] = cls
+        hparams_mod.register_checkpoint_class(cls)  # checkpoints may name registered agents
         return cls
 
     return deco
@@ -157,6 +159,9 @@ class Agent(pl.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        # Checkpoints and hparams.yaml get the arguments as plain data (spaces as dicts, classes as
+        # import paths: modules/hparams.py), so torch.load(weights_only=True) and yaml.safe_load read them.
+        self.save_hyperparameters(hparams_mod.encode_hparams(self.hparams))
         self.obs_space, self.rl2_space, self.action_space = obs_space, rl2_space, action_space
         self.max_seq_len = max_seq_len
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
@@ -426,23 +431,32 @@ class Agent(pl.LightningModule):
 
         Lists every differing hyperparameter and model gin binding. Set the environment variable
         ``AMAGO_PL_ALLOW_CONFIG_CHANGE=1`` to continue anyway (the differences are logged).
+        A checkpoint whose hyperparameters are not plain data (pickled, written before checkpoints
+        held plain data) or name an unregistered class is refused, naming the file or the path.
         """
         self.nonfinite_guard.skipped_steps = ckpt.skipped_steps_of(checkpoint)
+        ckpt.check_plain(checkpoint, getattr(self._trainer, "ckpt_path", None) or "the checkpoint")
         ckpt.check_agent_config(checkpoint, self.hparams)
 
     @classmethod
-    def load_from_checkpoint(cls, checkpoint_path: str | Path | IO, *args: Any, **kwargs: Any):
-        """Rebuild the agent: re-bind the stored gin config (so encoder keywords match), then load.
+    def load_from_checkpoint(
+        cls,
+        checkpoint_path: str | Path | IO,
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,
+    ):
+        """Rebuild the agent from the checkpoint alone: its gin config, its plain hyperparameters
+        (classes resolved against the registered ones: ``amago_pl.modules.hparams``), its weights.
 
-        Lightning's arguments (``map_location``, ``hparams_file``, ``strict``, ``weights_only``);
-        ``weights_only`` defaults to False because the hyperparameters hold gym spaces and classes:
-        only load checkpoints you trust.
+        Lightning's arguments; the file is read with ``weights_only=True`` (unless False is given),
+        and a checkpoint written before plain-data checkpoints is refused with the conversion command.
         """
-        if not hasattr(checkpoint_path, "read"):
-            ckpt.parse_stored_gin(checkpoint_path)
-        if len(args) < 4:  # weights_only is Lightning's fifth parameter
-            kwargs.setdefault("weights_only", False)
-        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        return ckpt.load_agent(
+            cls, checkpoint_path, map_location, hparams_file, strict, weights_only, **kwargs
+        )
 
 
 # MultiTaskAgent lives in multitask_agent.py (a subclass cannot be defined before its base), the

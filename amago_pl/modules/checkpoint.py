@@ -13,7 +13,10 @@ exploration state, ``EvalCallback``'s history) itself. amago_pl adds four keys b
   (``amago_pl/callbacks/seeding.py``).
 
 The functions below are the only code that writes or reads the first three; the Agent's
-checkpoint hooks and ``AtomicCheckpointIO`` call them. ``check_agent_config`` compares a checkpoint
+checkpoint hooks and ``AtomicCheckpointIO`` call them. Every entry is plain data (the hyperparameters
+through :mod:`amago_pl.modules.hparams`), so every reader here uses ``torch.load(weights_only=True)``
+and refuses a pickled file (written before plain-data checkpoints) with the one-time conversion
+``amago-pl convert-checkpoint OLD NEW`` (``amago_pl/run/convert.py``). ``check_agent_config`` compares a checkpoint
 with the agent resuming it and lists every differing hyperparameter and model gin binding, so a
 wrong resume fails with that list instead of a wall of missing state-dict keys. Only bindings of the
 model and its losses (``amago_pl.modules.*`` and ``amago_pl.nets.*``) are compared: env,
@@ -23,15 +26,20 @@ exploration and schedule settings may change between launches.
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import logging
 import os
+import pickle
+import re
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import gin
 import torch
 
 from amago_pl import compat
+from amago_pl.modules import hparams as hp
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,22 @@ _IGNORED_SELECTORS = {"amago_pl.modules.nonfinite.nonfinite_step_limit"}
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint's hyperparameters or model gin bindings differ from the agent resuming it."""
+
+
+class PickledCheckpointError(RuntimeError):
+    """A checkpoint holding pickled Python objects (written before plain-data checkpoints)."""
+
+
+CONVERT_COMMAND = "amago-pl convert-checkpoint"
+
+
+def pickled_checkpoint_message(source: Any, reason: str) -> str:
+    return (
+        f"{source} holds pickled Python objects ({reason}), so it is not loaded: unpickling can run "
+        "any code the file names. amago_pl checkpoints written before checkpoints held plain data "
+        f"look like this. If you trust the file, convert it once:\n    {CONVERT_COMMAND} {source} NEW.ckpt\n"
+        'and load NEW.ckpt instead (docs/resume.md, "Checkpoints are plain data").'
+    )
 
 
 def amago_pl_version() -> str:
@@ -84,15 +108,103 @@ def skipped_steps_of(checkpoint: Mapping[str, Any]) -> int:
     return int(checkpoint.get(SKIPPED_STEPS_KEY, 0))
 
 
+def read_checkpoint(source: str | os.PathLike | IO, map_location: Any = "cpu") -> dict[str, Any]:
+    """``torch.load(source, weights_only=True)``; a pickled file raises ``PickledCheckpointError``
+    naming it and the conversion command."""
+    try:
+        return torch.load(source, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise PickledCheckpointError(pickled_checkpoint_message(source, unpickling_reason(err))) from None
+
+
+def unpickling_reason(err: BaseException) -> str:
+    """The line of torch's weights-only error that names the refused object."""
+    text = str(err)
+    named = re.search(r"GLOBAL (\S+)", text)
+    if named:
+        return f"it names {named.group(1)}"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
+def check_plain(checkpoint: Mapping[str, Any], source: Any = "the checkpoint") -> dict[str, Any]:
+    """The stored hyperparameters as constructor arguments, after checking they are plain data (a
+    pickled checkpoint read with ``weights_only=False`` is refused like any pickled file) and that
+    every class they name is registered (``UnregisteredPathError`` names the path)."""
+    stored = checkpoint.get("hyper_parameters") or {}
+    found = hp.not_plain(dict(stored))
+    if found:
+        raise PickledCheckpointError(
+            pickled_checkpoint_message(source, "hyper_parameters: " + ", ".join(found[:5]))
+        )
+    return hp.decode_hparams(stored, source=str(source))
+
+
+def bind_stored_gin(checkpoint: Mapping[str, Any]) -> None:
+    """Bind the gin config stored in ``checkpoint`` (old module paths rewritten), so an agent rebuilt
+    from its hyperparameters gets the same encoder keywords. ``import`` and ``include`` lines are
+    not run (a checkpoint must not import modules or read files): import your own modules yourself."""
+    from gin import config_parser
+
+    config = checkpoint.get(GIN_KEY)
+    if not config:
+        return
+    config = compat.rewrite_gin_text(config)
+    lines = config.splitlines(keepends=True)
+    parser = config_parser.ConfigParser(config, gin.config.ParserDelegate(skip_unknown=True))
+    dropped = []
+    for st in parser:
+        if type(st).__name__ in ("ImportStatement", "IncludeStatement"):
+            dropped.append(st.location.line_num - 1)
+    for i in dropped:
+        log.info("checkpoint gin config: not running %r", lines[i].strip())
+        lines[i] = "\n"
+    with gin.unlock_config():
+        gin.parse_config("".join(lines), skip_unknown=True)
+
+
 def parse_stored_gin(path: str | os.PathLike) -> None:
-    """Bind the gin config stored in the checkpoint at ``path`` (old module paths rewritten), so an
-    agent rebuilt from its hyperparameters gets the same encoder keywords. Loads the whole file with
-    ``weights_only=False``: only for checkpoints you trust."""
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    config = blob.get(GIN_KEY)
-    if config:
-        with gin.unlock_config():
-            gin.parse_config(compat.rewrite_gin_text(config), skip_unknown=True)
+    """Bind the gin config stored in the checkpoint at ``path`` (see ``bind_stored_gin``)."""
+    bind_stored_gin(read_checkpoint(path))
+
+
+def load_agent(
+    cls: type,
+    source: str | Path | IO,
+    map_location: Any = None,
+    hparams_file: str | Path | None = None,
+    strict: bool | None = None,
+    weights_only: bool | None = None,
+    **kwargs: Any,
+) -> Any:
+    """``cls.load_from_checkpoint``: read ``source`` once (``weights_only=True`` unless given False),
+    bind its gin config, rebuild the agent from its plain hyperparameters (or ``hparams_file``, e.g.
+    a logger's ``hparams.yaml``) with ``kwargs`` overriding them, then restore the weights, as
+    Lightning's loader does (lightning/pytorch/core/saving.py ``_load_state``, Lightning 2.6)."""
+    if map_location is None and not torch.cuda.is_available():
+        map_location = "cpu"
+    if weights_only is False:
+        blob = torch.load(source, map_location=map_location, weights_only=False)
+    else:
+        blob = read_checkpoint(source, map_location)
+    stored = dict(blob.get("hyper_parameters") or {})
+    if hparams_file is not None:
+        from lightning.pytorch.core.saving import load_hparams_from_yaml
+
+        stored = dict(load_hparams_from_yaml(hparams_file))
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        stored = {k: v for k, v in stored.items() if k in params}  # e.g. the loggers' gin/* entries
+    blob["hyper_parameters"] = stored
+    init = check_plain(blob, source)
+    bind_stored_gin(blob)
+    blob["hyper_parameters"] = {**stored, **hp.encode_hparams(kwargs)}
+    agent = cls(**{**init, **kwargs})
+    strict = agent.strict_loading if strict is None else strict
+    agent.on_load_checkpoint(blob)
+    agent.load_state_dict(blob["state_dict"], strict=strict)
+    tensors = [t for t in blob["state_dict"].values() if isinstance(t, torch.Tensor)]
+    return agent.to(tensors[0].device) if tensors else agent
 
 
 def check_agent_config(checkpoint: Mapping[str, Any], hparams: Mapping[str, Any]) -> None:

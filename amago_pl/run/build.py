@@ -335,11 +335,12 @@ def load_weights_only(agent: torch.nn.Module, path: str | os.PathLike) -> None:
 
     Hyperparameters may differ (a new learning rate is fine); when the weights do not fit, the
     error lists the missing/unexpected/misshapen parameters and the differing hyperparameters
-    and model gin bindings, which usually name the cause.
+    and model gin bindings, which usually name the cause. Read with ``weights_only=True``: a
+    checkpoint written before checkpoints held plain data is refused with the conversion command.
     """
-    from amago_pl.modules.checkpoint import config_differences, describe_mismatch
+    from amago_pl.modules.checkpoint import config_differences, describe_mismatch, read_checkpoint
 
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    blob = read_checkpoint(path)
     state = blob.get("state_dict", blob)
     own = agent.state_dict()
     misshapen = sorted(

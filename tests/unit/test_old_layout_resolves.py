@@ -131,12 +131,20 @@ def test_the_cli_accepts_old_keys_in_gin_strings(tmp_path):
 
 def test_a_checkpoint_written_before_the_relayout_loads(tmp_path):
     """The fixture pickles classes under their old paths (amago_pl.modules.tstep_encoders...) and
-    stores gin keys of the old layout; it must rebuild the agent and give the same outputs."""
+    stores gin keys of the old layout. Pickled checkpoints load through the one-time conversion
+    (``amago-pl convert-checkpoint``, docs/resume.md); the converted file must rebuild the agent
+    with the same weights."""
+    new = tmp_path / "converted.ckpt"
+    out = subprocess.run(
+        [sys.executable, "-m", "amago_pl.cli", "convert-checkpoint", str(OLD_CKPT), str(new)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
     code = textwrap.dedent(
         f"""
         import torch
         from amago_pl.modules.agent import Agent
-        agent = Agent.load_from_checkpoint({str(OLD_CKPT)!r}, map_location="cpu", weights_only=False)
+        agent = Agent.load_from_checkpoint({str(new)!r}, map_location="cpu")
         raw = torch.load({str(OLD_CKPT)!r}, map_location="cpu", weights_only=False)["state_dict"]
         mine = agent.state_dict()
         assert set(raw) == set(mine), set(raw) ^ set(mine)
