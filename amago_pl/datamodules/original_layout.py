@@ -72,7 +72,9 @@ class OriginalFrozenTraj:
         the one-hot rows)."""
         actions = np.asarray(self.actions)
         if action_is_index:
-            actions = actions.reshape(len(actions), -1).argmax(-1)[:, None].astype(np.int64)  # (T-1, 1)
+            # An empty cut (a relabeler may keep no transition) has no rows to argmax over.
+            width = actions.shape[-1] if actions.ndim > 1 else 1
+            actions = actions.reshape(len(actions), width).argmax(-1)[:, None].astype(np.int64)  # (T-1, 1)
         else:
             actions = actions.astype(np.float32)
         return FrozenTraj(

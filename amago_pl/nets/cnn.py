@@ -35,13 +35,15 @@ class CNN(nn.Module, ABC):
     def in_channels(self) -> int:
         return self.img_shape[0] if self.channels_first else self.img_shape[-1]
 
+    @property
     def blank_img(self) -> torch.Tensor:
-        return torch.zeros((1, 1, *self.img_shape))  # (1, 1, *img_shape)
+        """An all-zero uint8 input of shape (1, 1, *img_shape), as the original's property."""
+        return torch.zeros((1, 1, *self.img_shape), dtype=torch.uint8)
 
     def _infer_emb_dim(self) -> None:
         """Call at the end of a subclass ``__init__``, once its layers exist."""
         with torch.no_grad():
-            self._emb_dim = self(self.blank_img()).shape[-1]
+            self._emb_dim = self(self.blank_img).shape[-1]
 
     @property
     def emb_dim(self) -> int:
@@ -51,7 +53,13 @@ class CNN(nn.Module, ABC):
     def conv_forward(self, imgs: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) float images -> (N, features) after the convolutional stack."""
 
-    def forward(self, imgs: torch.Tensor) -> torch.Tensor:
+    def forward(self, imgs: torch.Tensor, from_float: bool | None = None) -> torch.Tensor:
+        """imgs: (B, L, *img_shape). uint8 pixels (0..255) are scaled to [-1, 1) here, as the original's
+        ``CNN.forward`` does (amago/nets/cnn.py:81 at 2d85600), so encoders written for it can pass raw
+        observations; float images are used as given (``CNNTstepEncoder`` scales them itself).
+        ``from_float=True`` skips the scaling for uint8 input too."""
+        if imgs.dtype == torch.uint8 and not from_float:
+            imgs = imgs.float() / 128.0 - 1.0
         B, L = imgs.shape[:2]
         x = imgs.reshape(B * L, *imgs.shape[2:])  # (B*L, *img_shape)
         if not self.channels_first:

@@ -36,3 +36,6 @@ ALL_PROCGEN_GAMES = [
 
 TwoAttemptMTProcgen = unavailable_env("TwoAttemptMTProcgen", PACKAGE, REASON)
 ProcgenAMAGO = unavailable_env("ProcgenAMAGO", PACKAGE, REASON)
+# The original's example 09 imports this name, which its procgen_envs.py never defined; it fails the
+# same clear way here instead of with an ImportError on the name.
+TwoShotMTProcgen = unavailable_env("TwoShotMTProcgen", PACKAGE, REASON)

@@ -76,7 +76,12 @@ class XLandMinigridVectorizedGym(VectorEnv):
         train_test_split: str = "train",
         train_test_split_key: int = 0,
         train_test_split_pct: float = 0.8,
+        k_shots: int | None = None,
     ):
+        # The original's examples/11_xland_minigrid.py passes k_shots, which its own class never
+        # accepted; here it is another name for k_episodes.
+        if k_shots is not None:
+            k_episodes = k_shots
         xminigrid = _xminigrid()
         jax = _jax()
         from xminigrid.wrappers import (
