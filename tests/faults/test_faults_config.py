@@ -12,7 +12,7 @@ import torch
 
 import amago_pl.cli as cli
 from amago_pl.cli_utils import bind, parse_gin
-from amago_pl.modules.agent_step import CheckpointMismatchError
+from amago_pl.modules.checkpoint import CheckpointMismatchError
 from tests.faults.support import MakeFaulty, tiny_experiment
 from tests.integration.cli_support import write_configs
 

@@ -13,7 +13,7 @@ import torch
 
 from amago_pl.cli_utils import bind
 from amago_pl.modules.agent import Agent
-from amago_pl.modules.agent_step import NonFiniteTrainingError
+from amago_pl.modules.nonfinite import NonFiniteTrainingError
 from tests.faults.support import metric_values, tiny_experiment
 
 

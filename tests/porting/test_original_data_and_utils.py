@@ -8,8 +8,6 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import torch
-from amago_pl.hindsight import FrozenTraj, Timestep, Trajectory, split_batched_timestep
-from amago_pl.loading import RLData, RLData_pad_collate, RLDataset, load_traj_from_disk
 from gymnasium import spaces
 
 from amago_pl.envs import AMAGOEnv
@@ -20,6 +18,8 @@ from amago_pl.envs.env_utils import (
     DummyAsyncVectorEnv,
     extend_box_obs_space_by,
 )
+from amago_pl.hindsight import FrozenTraj, Timestep, Trajectory, split_batched_timestep
+from amago_pl.loading import RLData, RLData_pad_collate, RLDataset, load_traj_from_disk
 from amago_pl.nets.goal_embedders import FFGoalEmb, TokenGoalEmb
 from amago_pl.utils import (
     AdamWRel,

@@ -6,11 +6,11 @@ receives the original's layout, (T-1, 1) ``rews``/``dones`` and (T, 1) ``time_id
 from __future__ import annotations
 
 import numpy as np
-from amago_pl.hindsight import FrozenTraj, Relabeler
-from amago_pl.loading import DiskTrajDataset
 
 from amago_pl import cli_utils
 from amago_pl.envs.builtin.mazerunner import MazeRunnerAMAGOEnv
+from amago_pl.hindsight import FrozenTraj, Relabeler
+from amago_pl.loading import DiskTrajDataset
 from amago_pl.types import FrozenTraj as StoredTraj
 from tests.porting.porting_helpers import tiny_run
 
