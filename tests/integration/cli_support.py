@@ -61,6 +61,10 @@ def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     env["WANDB_MODE"] = "offline"
+    # An in-process wandb run of an earlier test leaves WANDB_SERVICE in os.environ; a child that
+    # inherits it attaches to that test process's wandb-core, which writes the child's run file
+    # after the child has exited, so the file read back was still empty.
+    env.pop("WANDB_SERVICE", None)
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
