@@ -24,6 +24,7 @@ from amago_pl import compat
 from amago_pl.modules import checkpoint as ckpt
 from amago_pl.modules import hparams as hparams_mod
 from amago_pl.modules import losses, update
+from amago_pl.modules.agent_registry import get_agent_cls, list_registered_agents, register_agent
 from amago_pl.modules.nonfinite import NonFiniteGuard
 from amago_pl.nets.actor_critic import Actor, NCritics
 from amago_pl.nets.popart import PopArtLayer
@@ -33,30 +34,6 @@ from amago_pl.types import Batch
 
 # ``train/loss`` goes to the progress bar every this many batches (and on every logging step).
 PROGRESS_LOG_EVERY = 10
-
-_AGENTS: dict[str, type[Agent]] = {}
-
-
-def register_agent(name: str) -> Callable[[type], type]:
-    """Class decorator: make an Agent subclass available as ``get_agent_cls(name)``."""
-
-    def deco(cls: type) -> type:
-        _AGENTS[name] = cls
-        hparams_mod.register_checkpoint_class(cls)  # checkpoints may name registered agents
-        return cls
-
-    return deco
-
-
-def get_agent_cls(name: str) -> type[Agent]:
-    try:
-        return _AGENTS[name]
-    except KeyError:
-        raise ValueError(f"Unknown agent {name!r}; registered: {sorted(_AGENTS)}") from None
-
-
-def list_registered_agents() -> list[str]:
-    return sorted(_AGENTS)
 
 
 @gin.configurable
@@ -403,24 +380,9 @@ class Agent(pl.LightningModule):
 
     # ------------------------------------------------------------------------ optimizer
     def configure_optimizers(self):
-        params = [p for m in self.trainable_modules.values() for p in m.parameters() if p.requires_grad]
-        # The fused kernel replaces AdamW's per-parameter Python loop (5-17% of a small CPU update,
-        # benchmarks/README.md); it needs floating-point parameters on CPU or CUDA. Lightning's
-        # mixed-precision plugins refuse to clip gradients for optimizers that unscale internally
-        # (fused ones), so mixed precision keeps the plain implementation.
-        precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
-        fused = "mixed" not in precision and all(
-            p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params
-        )
-        opt = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=self.l2_coeff, fused=fused)
-        warmup = self.lr_warmup_steps
-
-        def warmup_then_constant(step: int) -> float:
-            # transformers.get_constant_schedule_with_warmup, as amago/experiment.py:511 at 2d85600.
-            return float(step) / float(max(1, warmup)) if step < warmup else 1.0
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_then_constant)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+        """AdamW (weight decay ``l2_coeff``) with a linear LR warmup over ``lr_warmup_steps`` optimizer
+        steps, stepped every optimizer step (``update.build_optimizer``)."""
+        return update.build_optimizer(self)
 
     # ---------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

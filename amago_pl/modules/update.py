@@ -277,3 +277,26 @@ def ema_targets(agent: Agent, tau: float) -> None:
             tb.copy_(ob)
     for tp, op in zip(agent.maximized_critics.parameters(), agent.critics.parameters()):
         tp.copy_(op.detach())
+
+
+def build_optimizer(agent: Agent) -> dict:
+    """AdamW over the trainable modules with a linear warmup to ``agent.learning_rate`` over
+    ``agent.lr_warmup_steps`` optimizer steps, then constant (transformers'
+    get_constant_schedule_with_warmup, as amago/experiment.py:511 at 2d85600)."""
+    params = [p for m in agent.trainable_modules.values() for p in m.parameters() if p.requires_grad]
+    # The fused kernel replaces AdamW's per-parameter Python loop (5-17% of a small CPU update,
+    # benchmarks/README.md); it needs floating-point parameters on CPU or CUDA. Lightning's
+    # mixed-precision plugins refuse to clip gradients for optimizers that unscale internally
+    # (fused ones), so mixed precision keeps the plain implementation.
+    precision = str(agent._trainer.precision) if agent._trainer is not None else "32-true"
+    fused = "mixed" not in precision and all(
+        p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params
+    )
+    opt = torch.optim.AdamW(params, lr=agent.learning_rate, weight_decay=agent.l2_coeff, fused=fused)
+    warmup = agent.lr_warmup_steps
+
+    def warmup_then_constant(step: int) -> float:
+        return float(step) / float(max(1, warmup)) if step < warmup else 1.0
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_then_constant)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
