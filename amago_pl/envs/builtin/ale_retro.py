@@ -224,7 +224,8 @@ class AtariAMAGOWrapper(AMAGOEnv):
     def __init__(self, env: AtariGame | ALE):
         if not isinstance(env, AtariGame | ALE):
             raise TypeError(f"AtariAMAGOWrapper wraps an AtariGame or ALE env, got {type(env).__name__}")
-        super().__init__(env, env_name="Atari-placeholder")
+        # The env_name property below reports the current game; this is only the base class's default.
+        super().__init__(env, env_name="Atari")
 
     @property
     def env_name(self) -> str:
@@ -363,7 +364,8 @@ class RetroAMAGOWrapper(AMAGOEnv):
     """``AMAGOEnv`` of a ``RetroArcade``, named after the current game and start state."""
 
     def __init__(self, env: RetroArcade):
-        super().__init__(env, env_name="RetroArcade-placeholder")
+        # The env_name property below reports the current game; this is only the base class's default.
+        super().__init__(env, env_name="RetroArcade")
 
     @property
     def env_name(self) -> str:
