@@ -213,6 +213,30 @@ def test_xland_minigrid(tmp_path):
     )
 
 
+def test_xland_named_benchmarks_fail_with_what_to_do(tmp_path, monkeypatch):
+    """The original's example 11 names a benchmark (``--benchmark small-1m``): with no copy on disk
+    and no network, or a name xminigrid no longer registers, the error says what to do."""
+    need("xminigrid")
+    import urllib.request
+
+    import xminigrid.benchmarks
+
+    from amago_pl.envs.builtin.xland_minigrid import XLandMinigridVectorizedGym
+
+    monkeypatch.setattr(xminigrid.benchmarks, "DATA_PATH", str(tmp_path))
+    monkeypatch.setenv("XLAND_MINIGRID_DATA", str(tmp_path))
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(urllib.request, "urlretrieve", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    with pytest.raises(RuntimeError, match=r"small-1m.*could not be downloaded.*XLAND_MINIGRID_DATA"):
+        XLandMinigridVectorizedGym(parallel_envs=1, ruleset_benchmark="small-1m")
+    with pytest.raises(ValueError, match=r"'trivial-1m' is not registered.*choose one of"):
+        XLandMinigridVectorizedGym(parallel_envs=1, ruleset_benchmark="trivial-1m")
+
+
 def test_popgym_multidomain(tmp_path):
     need("popgym")
     from amago_pl.envs.builtin.popgym_multidomain import MultiDomainPOPGym, MultiDomainPOPGymAMAGO

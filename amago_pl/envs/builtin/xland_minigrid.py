@@ -23,6 +23,7 @@ JAX key from numpy's entropy instead of Python's ``random``.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gin
@@ -97,7 +98,7 @@ class XLandMinigridVectorizedGym(VectorEnv):
         self.num_envs = self.parallel_envs = parallel_envs
         if isinstance(ruleset_benchmark, str):
             self.ruleset_benchmark = ruleset_benchmark
-            benchmark = xminigrid.load_benchmark(name=ruleset_benchmark)
+            benchmark = _load_named_benchmark(xminigrid, ruleset_benchmark)
         else:
             self.ruleset_benchmark, benchmark = "custom", ruleset_benchmark
         shuffled = benchmark.shuffle(key=jax.random.key(train_test_split_key))
@@ -240,3 +241,30 @@ class XLandMiniGridAMAGO(AMAGOVectorEnv):
     @property
     def suggested_max_seq_len(self) -> int:
         return self.env.suggested_max_seq_len
+
+
+def _load_named_benchmark(xminigrid: Any, name: str) -> Any:
+    """``xminigrid.load_benchmark(name)`` with errors that say what to do.
+
+    xminigrid keeps rulesets in ``$XLAND_MINIGRID_DATA`` (default ``~/.xland_minigrid``) and
+    downloads a missing one from the Hugging Face hub on first use; an offline machine, or a name
+    the installed xminigrid no longer registers (``trivial-1m`` is gone in 0.9), otherwise ends in a
+    bare ``URLError``/``RuntimeError``.
+    """
+    registered = tuple(xminigrid.registered_benchmarks())
+    if name not in registered:
+        raise ValueError(
+            f"XLand-MiniGrid ruleset benchmark {name!r} is not registered by the installed xminigrid "
+            f"({getattr(xminigrid, '__version__', '?')}); choose one of {registered}, or pass an "
+            "xminigrid.benchmarks.Benchmark built yourself as ruleset_benchmark="
+        )
+    try:
+        return xminigrid.load_benchmark(name=name)
+    except OSError as err:  # urllib's URLError is an OSError
+        data_dir = os.environ.get("XLAND_MINIGRID_DATA", os.path.expanduser("~/.xland_minigrid"))
+        raise RuntimeError(
+            f"XLand-MiniGrid ruleset benchmark {name!r} is not in {data_dir} and could not be downloaded "
+            f"({type(err).__name__}: {err}). Download it once on a machine with network access (any "
+            f"call to xminigrid.load_benchmark({name!r})) and copy the file into {data_dir} (or set "
+            "XLAND_MINIGRID_DATA), or pass an xminigrid.benchmarks.Benchmark as ruleset_benchmark="
+        ) from err
