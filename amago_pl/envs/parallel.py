@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from amago_pl.envs.already_vectorized import VectorizedParallelEnvs
 from amago_pl.envs.async_envs import AsyncParallelEnvs
 from amago_pl.envs.vector import ParallelEnvs, SyncParallelEnvs
+from amago_pl.envs.watchdog import DEFAULT_HANG_TIMEOUT
 
 # The env modes of Experiment(env_mode=...), the CLI and make_parallel_envs(mode=...).
 MODES = ("sync", "async", "already_vectorized")
@@ -37,6 +38,7 @@ def make_parallel_envs(
     envs_per_worker: int | None = None,
     failure_window: int = 100,
     check_finite: bool = True,
+    hang_timeout: float | None = DEFAULT_HANG_TIMEOUT,
 ) -> ParallelEnvs:
     """Build ``num_envs`` parallel envs.
 
@@ -53,6 +55,9 @@ def make_parallel_envs(
             envs over at most ``2 * cpu_count`` workers).
         failure_window: a second failure of the same env within this many of its steps raises.
         check_finite: raise a ValueError on NaN/inf observations or rewards.
+        hang_timeout: seconds an env's construction, ``reset`` or ``step`` may take before
+            ``EnvTimeoutError`` names it (None: wait forever); sync and async modes (see
+            ``watchdog.py``). ``"already_vectorized"`` envs are stepped as one call and not timed.
     """
     if mode not in MODES:
         raise ValueError(f"unknown env mode {mode!r}; choose one of {MODES}")
@@ -63,7 +68,11 @@ def make_parallel_envs(
     factories = as_factories(make_env, num_envs)
     if mode == "sync":
         return SyncParallelEnvs(
-            factories, seed=seed, failure_window=failure_window, check_finite=check_finite
+            factories,
+            seed=seed,
+            failure_window=failure_window,
+            check_finite=check_finite,
+            hang_timeout=hang_timeout,
         )
     return AsyncParallelEnvs(
         factories,
@@ -72,4 +81,5 @@ def make_parallel_envs(
         envs_per_worker=envs_per_worker,
         failure_window=failure_window,
         check_finite=check_finite,
+        hang_timeout=hang_timeout,
     )

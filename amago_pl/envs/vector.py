@@ -22,7 +22,17 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from amago_pl.envs.amago_env import default_env_name
 from amago_pl.envs.env_group import EnvFailure, EnvGroup, GroupReset, GroupStep
+from amago_pl.envs.watchdog import (
+    DEFAULT_HANG_TIMEOUT,
+    busy_env,
+    call_with_time_limit,
+    check_hang_timeout,
+    hang_message,
+    marked_factories,
+    new_cell,
+)
 from amago_pl.types import StepResult, Timestep
 
 log = logging.getLogger(__name__)
@@ -166,7 +176,11 @@ class GroupedParallelEnvs(ParallelEnvs):
 
 
 class SyncParallelEnvs(GroupedParallelEnvs):
-    """All envs in this process (one ``EnvGroup``). Easiest to debug; no parallelism."""
+    """All envs in this process (one ``EnvGroup``). Easiest to debug; no parallelism.
+
+    Each ``reset``/``step`` of the group runs under ``hang_timeout`` (see ``watchdog.py`` for how,
+    and for the one case it cannot interrupt).
+    """
 
     def __init__(
         self,
@@ -174,18 +188,34 @@ class SyncParallelEnvs(GroupedParallelEnvs):
         seed: int | None = None,
         failure_window: int = 100,
         check_finite: bool = True,
+        hang_timeout: float | None = DEFAULT_HANG_TIMEOUT,
     ):
         n = len(factories)
         super().__init__(n, [(0, n)], check_finite)
+        self.hang_timeout = check_hang_timeout(hang_timeout)
         seeds = [None if seed is None else seed + i for i in range(n)]
-        self.group = EnvGroup(factories, list(range(n)), seeds, failure_window)
+        self._cell = new_cell()
+        marked = marked_factories(list(factories), list(range(n)), self._cell)
+        self.group = call_with_time_limit(
+            lambda: EnvGroup(marked, list(range(n)), seeds, failure_window),
+            self.hang_timeout,
+            lambda: hang_message(f"building the {n} sync envs", "their factories", self.hang_timeout),
+        )
         self._set_spaces(self.group.spaces())
 
+    def _overrun(self) -> str:
+        busy = busy_env(self._cell)
+        if busy is None:  # between env calls (e.g. rebuilding a crashed env)
+            return hang_message("the sync envs", "their reset/step", self.hang_timeout)
+        index, call = busy
+        name = default_env_name(self.group.slots[index].env)
+        return hang_message(f"env {index} ({name!r})", f"{call}()", self.hang_timeout, " (env_mode='sync')")
+
     def _run_reset(self) -> list[GroupReset]:
-        return [self.group.reset()]
+        return [call_with_time_limit(self.group.reset, self.hang_timeout, self._overrun)]
 
     def _run_step(self, chunks: list[np.ndarray]) -> list[GroupStep]:
-        return [self.group.step(chunks[0])]
+        return [call_with_time_limit(lambda: self.group.step(chunks[0]), self.hang_timeout, self._overrun)]
 
     def close(self) -> None:
         self.group.close()
