@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from amago_pl.callbacks.interact import RolloutState, fresh_state, interact, summarize_episodes
 from amago_pl.callbacks.metric_axes import TOTAL_FRAMES, define_env_step_axis, log_env_step_series
-from amago_pl.callbacks.seeding import rollout_seed, seed_global_rngs
+from amago_pl.callbacks.seeding import next_launch, rollout_seed, seed_global_rngs
 from amago_pl.envs import make_parallel_envs
 
 log = logging.getLogger(__name__)
@@ -61,9 +61,12 @@ class RolloutCallback(pl.Callback):
         sample_actions: sample the policy (True) or act greedily.
         save_trajs_as: "npz" or "npz-compressed".
         force_reset_train_envs_every: reset every env and the memory every N epochs (None: never).
-        seed: base seed; the envs of rank r use ``rollout_seed(seed, r, epoch)`` (``seed`` itself
-            for rank 0 of a fresh run) plus the actor index. Under DDP the same number also
-            seeds each rank's global RNGs, so ranks sample different actions.
+        seed: base seed; the envs of rank r use ``rollout_seed(seed, r, launch=L)`` (``seed``
+            itself for rank 0 of a fresh run) plus the actor index, where L counts the run's
+            launches (0 fresh, +1 per resume; kept in the checkpoint and in the store's
+            ``launches.txt``). The same number seeds the exploration wrapper and, under DDP or
+            after a resume, the global RNGs that action sampling draws from, so neither ranks
+            nor launches repeat each other's data.
         timesteps_per_epoch: the earlier name of ``train_timesteps_per_epoch``.
     """
 
@@ -119,6 +122,7 @@ class RolloutCallback(pl.Callback):
         self.mp_context = async_env_mp_context
         self.seed = seed
         self.env_seed: int | None = None  # this process's rollout seed, set when the envs are built
+        self.launch = 0  # 0 for a fresh run, +1 per resume (checkpointed; see _number_launch)
         self.verbose = verbose
         # Checkpointed state.
         self.local_frames = 0  # env steps taken by this process
@@ -177,15 +181,22 @@ class RolloutCallback(pl.Callback):
         from amago_pl.datamodules import TrajectoryWriter
 
         rank, world_size = world_info(trainer)
-        # A resumed run starts at a later epoch: mixing it in gives the envs fresh episodes instead
-        # of replaying the ones the first launch began with (a fresh run is unchanged: epoch 0).
-        rank_seed = rollout_seed(self.seed, rank, trainer.current_epoch)
+        # Lightning restores the loops (trainer.current_epoch) only after on_fit_start, so the
+        # epoch cannot tell a resume apart here (it read 0 and replayed the first launch's seeds:
+        # issue 21 item 1). The restored callback state can: it is loaded before on_fit_start.
+        resumed = self._restored is not None
+        extra = 0
+        if resumed:
+            self.launch, extra = self._number_launch(trainer)
+        rank_seed = rollout_seed(self.seed, rank, 0, self.launch)
+        if extra:  # the ledger was unusable: fresh entropy instead of a repeatable launch number
+            rank_seed = rollout_seed(rank_seed, 0, extra)
         self.env_seed = rank_seed
-        if world_size > 1:
+        if world_size > 1 or resumed:
             # Every rank seeded its global RNGs with the same run seed (and torch starts from one
             # fixed seed when nobody seeds it), so without this all ranks would sample the same
-            # actions and store near-identical data. Rank 0 of a resumed run then gets the
-            # checkpoint's generators back in _apply_restored.
+            # actions and store near-identical data; a resumed launch would redraw the actions
+            # of the launch it resumes. A fresh single-process run keeps its seed_everything state.
             seed_global_rngs(rank_seed)
         self.envs = make_parallel_envs(
             self.make_env,
@@ -202,6 +213,10 @@ class RolloutCallback(pl.Callback):
                 self.exploration.seed(rank_seed)
         if self._restored is not None:
             self._apply_restored(rank)
+            if self.exploration is not None and hasattr(self.exploration, "seed"):
+                # The restored exploration RNG would redraw the resumed launch's noise: keep its
+                # schedule (steps), draw from this launch's seed.
+                self.exploration.seed(rank_seed)
         store = trainer.datamodule.save_new_trajs_to if trainer.datamodule is not None else None
         if store is not None:
             save_range = None
@@ -301,6 +316,7 @@ class RolloutCallback(pl.Callback):
             "total_frames": self.total_frames,
             "collected_epochs": sorted(self.collected_epochs),
             "history": self.history,
+            "launch": self.launch,
             "exploration": self.exploration.state_dict() if self.exploration is not None else None,
             "rng": {
                 "python": random.getstate(),
@@ -314,18 +330,30 @@ class RolloutCallback(pl.Callback):
         self.total_frames = int(state_dict["total_frames"])
         self.collected_epochs = set(state_dict["collected_epochs"])
         self.history = list(state_dict.get("history", []))
+        self.launch = int(state_dict.get("launch", 0))  # the launch that wrote the checkpoint
         self._restored = state_dict  # exploration needs the envs' action space: applied in _build
+
+    def _number_launch(self, trainer: pl.Trainer) -> tuple[int, int]:
+        """This resumed launch's number and extra seed entropy (rank 0 decides, every rank agrees)."""
+        pair = (self.launch + 1, 0)
+        if trainer.global_rank == 0:
+            store = trainer.datamodule.save_new_trajs_to if trainer.datamodule is not None else None
+            if store is None:
+                pair = (self.launch + 1, 0)  # nothing is stored, so nothing can be duplicated
+            else:
+                pair = next_launch(self.launch, getattr(store, "path", None))
+        if trainer.world_size > 1:
+            pair = tuple(trainer.strategy.broadcast(list(pair), src=0))
+        log.info("launch %d of this run (resumed)", pair[0])
+        return int(pair[0]), int(pair[1])
 
     def _apply_restored(self, rank: int) -> None:
         state = self._restored
         if self.exploration is not None and state.get("exploration") is not None:
             self.exploration.load_state_dict(state["exploration"])
-        rng = state.get("rng")
-        if rng is not None and rank == 0:
-            # The checkpoint holds rank 0's generators; other ranks keep their own seeds.
-            random.setstate(rng["python"])
-            np.random.set_state(rng["numpy"])
-            torch.set_rng_state(rng["torch"])
+        # The checkpoint's generator states are not put back: they would redraw, action for
+        # action, what the launch that wrote the checkpoint sampled after it. _build seeds this
+        # launch's generators from rollout_seed(seed, rank, launch) instead.
         self._restored = None
 
 

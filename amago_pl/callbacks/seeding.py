@@ -13,6 +13,8 @@ import logging
 import os
 import random
 import secrets
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,21 +38,85 @@ def draw_seed() -> int:
     return secrets.randbelow(SEED_BOUND)
 
 
-def rollout_seed(base_seed: int, rank: int = 0, epoch: int = 0) -> int:
-    """The seed of one process's rollouts (its env seeds, exploration and, under DDP, its global RNGs).
+def rollout_seed(base_seed: int, rank: int = 0, epoch: int = 0, launch: int = 0) -> int:
+    """The seed of one process's rollouts (its env seeds, exploration and action sampling).
 
-    ``rank`` is the global rank; ``epoch`` is the epoch the collector was built at (non-zero when a
-    run is resumed, so the resumed envs do not replay the first launch's episodes). Rank 0 of a
-    fresh run keeps ``base_seed`` itself, so single-process runs are unchanged by this function;
-    every other (rank, epoch) mixes the three numbers through numpy's ``SeedSequence`` hash, which
-    makes the seeds of different ranks and epochs unrelated (env ``i`` then uses ``seed + i``; a
-    hashed seed lands within ``parallel_actors`` of another one with probability ~N / 2**31).
-    More components (e.g. a launch counter) can be appended to the entropy list.
+    ``rank`` is the global rank; ``launch`` counts the launches of a run (0 for a fresh run, then
+    1, 2, ... for each resume: see ``LaunchLedger``), so a resumed run's envs, exploration and
+    sampling never replay what an earlier launch already stored (docs/resume.md, "Resumed runs
+    collect new data"); ``epoch`` is kept for callers that mix an epoch in. Rank 0 of a fresh run
+    keeps ``base_seed`` itself, so single-process fresh runs are unchanged by this function; every
+    other (rank, epoch, launch) mixes the numbers through numpy's ``SeedSequence`` hash, which
+    makes their seeds unrelated (env ``i`` then uses ``seed + i``; a hashed seed lands within
+    ``parallel_actors`` of another one with probability ~N / 2**31). Launch 0 hashes the same
+    three numbers as before launches were counted, so fresh DDP runs keep their seeds too.
     """
-    if rank == 0 and epoch == 0:
+    if rank == 0 and epoch == 0 and launch == 0:
         return int(base_seed)
-    mixed = np.random.SeedSequence([int(base_seed), int(rank), int(epoch)]).generate_state(1)[0]
+    entropy = [int(base_seed), int(rank), int(epoch)] + ([int(launch)] if launch else [])
+    mixed = np.random.SeedSequence(entropy).generate_state(1)[0]
     return int(mixed) % SEED_BOUND
+
+
+LEDGER_NAME = "launches.txt"  # in the trajectory store's folder: one line per resumed launch
+
+
+class LaunchLedger:
+    """The launch numbers a trajectory store has seen, one line per resumed launch.
+
+    The checkpoint alone cannot number launches: two resumes from the same checkpoint (the second
+    after the first was killed) would read the same number and replay the same seeds, writing
+    byte-identical copies of the first one's trajectories (issue 21, item 1). The store's folder
+    is where those copies would land, and every launch that writes there can write this file, so
+    the number comes from ``max(checkpoint's launch, ledger's largest) + 1``.
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.path = Path(folder) / LEDGER_NAME
+
+    def largest(self) -> int:
+        try:
+            lines = self.path.read_text().splitlines()
+        except FileNotFoundError:
+            return 0
+        found = [int(line.split()[0]) for line in lines if line.split() and line.split()[0].isdigit()]
+        return max(found, default=0)
+
+    def record(self, launch: int, note: str = "") -> None:
+        """Append ``launch`` (one short ``O_APPEND`` write: lines of concurrent writers do not mix)."""
+        line = f"{int(launch)} pid={os.getpid()} host={socket.gethostname()} time={time.time():.0f} {note}"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, (line.strip() + "\n").encode())
+        finally:
+            os.close(fd)
+
+
+def next_launch(checkpoint_launch: int, ledger_folder: str | os.PathLike | None) -> tuple[int, int]:
+    """The number of a resumed launch and any extra seed entropy: ``(launch, 0)`` normally;
+    ``(launch, fresh)`` when the ledger cannot be read or written (then the launch cannot be
+    repeated exactly, but it still does not replay an earlier launch's seeds)."""
+    launch = int(checkpoint_launch) + 1
+    if ledger_folder is None:
+        log.warning(
+            "resumed run: no trajectory-store folder to number launches in; mixing fresh entropy "
+            "into this launch's rollout seeds so it does not replay an earlier launch"
+        )
+        return launch, draw_seed()
+    ledger = LaunchLedger(ledger_folder)
+    try:
+        launch = max(launch, ledger.largest() + 1)
+        ledger.record(launch, note=f"resumed from a checkpoint of launch {int(checkpoint_launch)}")
+    except OSError as err:
+        log.warning(
+            "could not read or write the launch ledger %s (%s); mixing fresh entropy into this "
+            "launch's rollout seeds so it does not replay an earlier launch",
+            ledger.path,
+            err,
+        )
+        return launch, draw_seed()
+    return launch, 0
 
 
 def seed_global_rngs(seed: int) -> None:
