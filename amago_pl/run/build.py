@@ -27,6 +27,7 @@ from amago_pl.callbacks import (
     SummaryCallback,
 )
 from amago_pl.callbacks.checkpoint_io import with_atomic_checkpoints
+from amago_pl.callbacks.preemption import PreemptionCheckpoint
 from amago_pl.callbacks.seeding import RunSeedCallback
 from amago_pl.envs import make_parallel_envs
 from amago_pl.run.gin_tools import (
@@ -146,6 +147,7 @@ def build_callbacks(run: Any, stage: str = "val") -> list[pl.Callback]:
             async_env_mp_context=s.async_env_mp_context,
             seed=s.seed,
             verbose=s.progress_bars,  # their only use of verbose
+            hang_timeout=s.hang_timeout,
         )
     )
     if s.val_timesteps_per_epoch > 0 and (s.val_enabled or stage == "test"):
@@ -160,6 +162,7 @@ def build_callbacks(run: Any, stage: str = "val") -> list[pl.Callback]:
                 seed=s.seed + 1_000_000,
                 async_env_mp_context=s.async_env_mp_context,
                 verbose=s.progress_bars,  # their only use of verbose
+                hang_timeout=s.hang_timeout,
             )
         )
     # A run that never trains (an async collector) has nothing to checkpoint, and its last.ckpt
@@ -179,6 +182,8 @@ def build_callbacks(run: Any, stage: str = "val") -> list[pl.Callback]:
                 enable_version_counter=False,
             )
         )
+        # SIGTERM (preemption) writes last.ckpt and exits with status 143 instead of 0.
+        callbacks.append(PreemptionCheckpoint(s.ckpt_dir))
     callbacks.append(ConfigLoggingCallback(s.run_dir))
     # After ConfigLoggingCallback: it records the seed in the config.txt that one writes.
     callbacks.append(
@@ -232,6 +237,7 @@ def configure_dataset(dataset: Any, run: Any) -> Any:
     )
     if hasattr(dataset, "configure_schedule"):
         dataset.configure_schedule(start_learning_at_epoch=s.start_learning_at_epoch)
+    dataset.hang_timeout = s.hang_timeout  # bounds the batch stream's wait for data (data_wait.py)
     return dataset
 
 
