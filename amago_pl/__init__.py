@@ -24,6 +24,8 @@ _EXPORTS = {
     "RLDataset": "amago_pl.datamodules",
     "Experiment": "amago_pl.experiment",
     "Agent": "amago_pl.modules.agent",
+    "Policy": "amago_pl.policy",
+    "evaluate_policy": "amago_pl.policy",
     "MultiTaskAgent": "amago_pl.modules.agent",
     "FFTrajEncoder": "amago_pl.nets.traj_encoders",
     "GRUTrajEncoder": "amago_pl.nets.traj_encoders",
@@ -53,7 +55,7 @@ _EXPORTS = {
 
 # Subpackages reachable as attributes after a bare `import amago_pl` (as in the original).
 _SUBMODULES = {"nets", "modules", "envs", "datamodules", "callbacks", "run", "testing", "cli_utils",
-               "experiment", "types", "compat", "utils", "agent", "loading", "hindsight"}  # fmt: skip
+               "experiment", "types", "compat", "policy", "utils", "agent", "loading", "hindsight"}  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
@@ -82,11 +84,13 @@ __all__ = [  # noqa: F822 - resolved lazily by __getattr__
     "MambaTrajEncoder",
     "MixtureOfDatasets",
     "MultiTaskAgent",
+    "Policy",
     "RLDataset",
     "TformerTrajEncoder",
     "TrajEncoder",
     "TstepEncoder",
     "ExplorationWrapper",
+    "evaluate_policy",
     "get_agent_cls",
     "get_exploration_cls",
     "get_traj_encoder_cls",

@@ -1,7 +1,9 @@
 """The rollout loop shared by data collection, validation and test: policy <-> parallel envs.
 
 Memory is per env: after every step, the hidden state (KV cache / RNN state) is reset only for the
-envs whose episode ended, so parallel envs that finish at different times keep their context.
+envs whose episode ended, so parallel envs that finish at different times keep their context. The
+step itself (acting with memory, forgetting ended episodes) is ``amago_pl.policy.step``, the same
+code a deployed ``amago_pl.Policy`` runs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 
 from amago_pl.envs.amago_env import LOG_METRIC_PREFIX
+from amago_pl.policy.step import act_step, forget, new_memory
 from amago_pl.types import StepResult, Timestep
 
 
@@ -50,19 +53,12 @@ class RolloutResult:
 
 
 def fresh_state(agent: Any, timestep: Timestep, device: torch.device) -> RolloutState:
-    """A new rollout memory for ``timestep.num_envs`` envs, usable in and out of inference mode.
-
-    Lightning runs ``Trainer.validate``/``test`` under ``torch.inference_mode``; memory allocated
-    there would be made of inference tensors, which a sequence model that updates its memory in
-    place (a KV cache) may not write once inference mode is off, so the memory is always allocated
-    as normal tensors (https://pytorch.org/docs/stable/notes/autograd.html#inference-mode).
-    """
+    """A new rollout memory for ``timestep.num_envs`` envs, usable in and out of inference mode
+    (``amago_pl.policy.step.new_memory``)."""
     n = timestep.num_envs
-    with torch.inference_mode(False):
-        hidden_state = agent.init_hidden_state(n, device)
     return RolloutState(
         timestep=timestep,
-        hidden_state=hidden_state,
+        hidden_state=new_memory(agent, n, device),
         returns=np.zeros(n, dtype=np.float64),
         lengths=np.zeros(n, dtype=np.int64),
         metrics=[{} for _ in range(n)],
@@ -105,7 +101,6 @@ def interact(
     ``writer`` (a ``TrajectoryWriter``) receives every transition; ``exploration`` perturbs the
     policy's actions (train envs only).
     """
-    device = agent.device
     was_training = agent.training
     agent.eval()
     finished: list[EpisodeStat] = []
@@ -113,18 +108,10 @@ def interact(
     quota = None if episodes is None else np.full(envs.num_envs, -(-episodes // envs.num_envs))
     start = time.perf_counter()
     steps = 0
-    ctx = autocast or contextlib.nullcontext
     try:
         for _ in range(timesteps):
-            obs, rl2s, time_idxs = state.timestep.as_tensors(device)
-            with torch.no_grad(), ctx():
-                actions, state.hidden_state = agent.get_actions(
-                    obs, rl2s, time_idxs, state.hidden_state, sample=sample
-                )
-            actions = (
-                actions.detach()
-                .to("cpu", torch.float32 if actions.is_floating_point() else torch.int64)
-                .numpy()
+            actions, state.hidden_state = act_step(
+                agent, state.timestep, state.hidden_state, sample=sample, autocast=autocast
             )
             if exploration is not None:
                 actions = exploration(actions, state.timestep.time_idxs)
@@ -135,10 +122,7 @@ def interact(
             dropped += _account(state, result, finished, quota)
             if exploration is not None:
                 exploration.on_episode_end(done)
-            if done.any():
-                state.hidden_state = agent.reset_hidden_state(
-                    state.hidden_state, torch.as_tensor(done, device=device)
-                )
+            state.hidden_state = forget(agent, state.hidden_state, done)
             state.timestep = result.next
             steps += envs.num_envs
             if progress is not None:

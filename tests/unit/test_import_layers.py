@@ -4,7 +4,7 @@ Every ``import``/``from ... import`` in ``amago_pl`` counts, function-level ones
 (``if TYPE_CHECKING:`` blocks excluded: they never run). Layers, lowest first:
 
     types < nets < modules;   types < envs;   types < datamodules;
-    {envs, datamodules, modules} < callbacks < run < {experiment, cli, cli_utils}
+    {envs, modules} < policy;   {envs, datamodules, modules, policy} < callbacks < run < {experiment, cli, cli_utils}
 
 ``testing`` (synthetic batches, scripted envs) may import anything and nothing imports it;
 ``compat`` holds the old-path alias table and resolves names by string, so it imports nothing
@@ -28,11 +28,23 @@ ALLOWED: dict[str, set[str]] = {
     "envs": {"types"},
     "datamodules": {"types"},
     "modules": {"types", "nets"},
-    "callbacks": {"types", "nets", "envs", "datamodules", "modules"},
-    "run": {"types", "nets", "envs", "datamodules", "modules", "callbacks"},
-    "experiment": {"types", "nets", "envs", "datamodules", "modules", "callbacks", "run"},
-    "cli": {"types", "nets", "envs", "datamodules", "modules", "callbacks", "run", "experiment"},
-    "testing": {"types", "nets", "envs", "datamodules", "modules", "callbacks", "run", "experiment", "cli"},
+    "policy": {"types", "nets", "envs", "modules"},
+    "callbacks": {"types", "nets", "envs", "datamodules", "modules", "policy"},
+    "run": {"types", "nets", "envs", "datamodules", "modules", "policy", "callbacks"},
+    "experiment": {"types", "nets", "envs", "datamodules", "modules", "policy", "callbacks", "run"},
+    "cli": {"types", "nets", "envs", "datamodules", "modules", "policy", "callbacks", "run", "experiment"},
+    "testing": {
+        "types",
+        "nets",
+        "envs",
+        "datamodules",
+        "modules",
+        "policy",
+        "callbacks",
+        "run",
+        "experiment",
+        "cli",
+    },
     "compat": set(),
     "package": {"compat"},  # amago_pl/__init__.py: installs the aliases; other names resolved lazily
 }

@@ -1,0 +1,194 @@
+"""Export a policy's step function to TorchScript, with its memory as explicit inputs and outputs.
+
+The exported file runs with PyTorch alone (no amago_pl, no gin, no gymnasium):
+``torch.jit.load(path)``. One call is one ``Policy.act(..., deterministic=True)`` step for N envs::
+
+    outputs = step(*obs, reward, new_episode, prev_action_rep, time_idx, *memory)
+    env_action, prev_action_rep, time_idx, *memory = outputs
+
+- ``obs``: one (N, ...) tensor per observation key, in the order of ``meta["obs_keys"]``;
+- ``reward`` (N,) float32: the envs' last reward (any value where ``new_episode``);
+- ``new_episode`` (N,) bool: this input starts an episode (True on the first call; with gymnasium's
+  NEXT_STEP autoreset, True on the call after an env reported terminated or truncated; with
+  SAME_STEP, True on the call that reports it);
+- ``prev_action_rep`` (N, A) float32, ``time_idx`` (N,) int64 and ``memory`` (the KV cache as
+  keys, values and token counts, or the RNN state): start from zeros of the shapes in
+  ``meta["state"]`` and feed back what the previous call returned.
+
+``meta`` is the JSON file ``amago_pl_policy.json`` stored inside the export (read it with
+``torch.jit.load(path, _extra_files={"amago_pl_policy.json": ""})``). Tracing records the graph for
+the ``num_envs`` it is given; export once per batch size you deploy with.
+
+Sequence models: the Transformer (KV cache, every attention kernel whose cached step is plain
+tensor code: ``FlashAttention`` via its CPU path, ``VanillaAttention``, sliding-window attention),
+the GRU, and the memory-free FF and identity encoders export. Mamba (``mamba_ssm``, CUDA kernels)
+does not.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from lightning.pytorch.core.module import _jit_is_scripting
+from torch import nn
+
+from amago_pl.envs.action_spaces import ActionAdapter
+from amago_pl.modules import checkpoint as ckpt
+from amago_pl.nets.transformer import KVCache
+from amago_pl.policy.policy import Policy
+
+META_FILE = "amago_pl_policy.json"
+
+
+class ExportError(RuntimeError):
+    """A policy whose step cannot be exported (named model part and the reason)."""
+
+
+def _flatten(memory: Any, encoder: nn.Module) -> list[torch.Tensor]:
+    if memory is None:
+        return []
+    if isinstance(memory, KVCache):
+        return [memory.k, memory.v, memory.count]
+    if isinstance(memory, torch.Tensor):
+        return [memory]
+    raise ExportError(
+        f"{type(encoder).__name__} keeps its memory as {type(memory).__name__}; the export supports a "
+        "Transformer KV cache, a single tensor (RNN state) or no memory (docs/policy.md, 'Export')."
+    )
+
+
+def _unflatten(tensors: list[torch.Tensor], like: Any) -> Any:
+    if like is None:
+        return None
+    if isinstance(like, KVCache):
+        return KVCache(k=tensors[0], v=tensors[1], count=tensors[2])
+    return tensors[0]
+
+
+class ExportedStep(nn.Module):
+    """One deterministic policy step with explicit state (see the module doc). Traced, not scripted."""
+
+    def __init__(self, agent: nn.Module, adapter: ActionAdapter, obs_keys: list[str], memory_like: Any):
+        super().__init__()
+        self.agent = agent
+        self.obs_keys = obs_keys
+        self.kind = adapter.kind
+        self.action_dim = adapter.action_dim
+        self.start = int(getattr(adapter, "_start", 0))
+        space = adapter.env_space
+        self.env_shape = tuple(space.shape or ())
+        self.env_dtype = space.dtype
+        if adapter.kind == "continuous":
+            self.register_buffer("low", torch.as_tensor(adapter._low, dtype=torch.float64))  # noqa: SLF001
+            self.register_buffer("high", torch.as_tensor(adapter._high, dtype=torch.float64))  # noqa: SLF001
+        self.memory_like = memory_like
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        k = len(self.obs_keys)
+        obs = {key: x.unsqueeze(1) for key, x in zip(self.obs_keys, inputs[:k])}  # each (N, 1, ...)
+        reward, new_episode, prev_rep, time_idx = inputs[k : k + 4]
+        keep = (~new_episode).to(torch.float32)[:, None]  # (N, 1)
+        time_idx = torch.where(new_episode, torch.zeros_like(time_idx), time_idx + 1)  # (N,)
+        rl2 = torch.cat([reward.to(torch.float32)[:, None], prev_rep], dim=1) * keep  # (N, 1 + A)
+        memory = _unflatten([m.clone() for m in inputs[k + 4 :]], self.memory_like)
+        memory = self.agent.reset_hidden_state(memory, new_episode)
+        actions, memory = self.agent.get_actions(
+            obs, rl2.unsqueeze(1), time_idx.unsqueeze(1), memory, sample=False
+        )
+        n = actions.shape[0]
+        if self.kind == "discrete":
+            rep = nn.functional.one_hot(actions, self.action_dim).to(torch.float32)  # (N, A)
+            env_action = actions + self.start  # (N,)
+        elif self.kind == "multibinary":
+            rep = (actions > 0.5).to(torch.float32)  # (N, A)
+            env_action = rep.reshape(n, *self.env_shape)
+        else:
+            a = actions.to(torch.float64).clamp(-1.0, 1.0)  # (N, A)
+            rep = a.to(torch.float32)
+            # The same affine map as ActionAdapter._to_env_batch (envs/action_spaces.py).
+            env_a = ((1.0 - a) * self.low + (1.0 + a) * self.high) / 2.0
+            env_a = torch.minimum(torch.maximum(env_a, self.low), self.high)
+            env_action = env_a.to(torch.float32).reshape(n, *self.env_shape)
+        return (env_action, rep, time_idx, *_flatten(memory, self.agent.traj_encoder))
+
+
+def _example_obs(space: spaces.Dict, n: int) -> list[torch.Tensor]:
+    out = []
+    for key in space.spaces:
+        sub = space[key]
+        sample = torch.as_tensor(sub.sample())
+        out.append(sample.unsqueeze(0).expand(n, *sample.shape).clone())
+    return out
+
+
+def export_torchscript(
+    policy: Policy,
+    path: str | os.PathLike,
+    num_envs: int = 1,
+    action_space: spaces.Space | None = None,
+) -> Path:
+    """Trace ``policy``'s deterministic step for ``num_envs`` envs and save it with its metadata.
+
+    ``action_space``: the env's own action space (its format is what the export returns; default:
+    the one given to ``policy.reset``, else the policy's own space).
+    """
+    # A frozen CPU copy: the saved graph then needs no autograd, and the policy's own agent (maybe
+    # still training, maybe on a GPU) is left as it is.
+    agent = copy.deepcopy(policy.agent).cpu().eval().requires_grad_(False)
+    adapter = ActionAdapter(action_space) if action_space is not None else policy._format.adapter  # noqa: SLF001
+    if action_space is not None:
+        policy._check_spaces(policy.observation_space, action_space, what="the given action space")  # noqa: SLF001
+    memory = agent.init_hidden_state(num_envs, "cpu")
+    state = _flatten(memory, agent.traj_encoder)
+    obs_keys = list(policy.observation_space.spaces)
+    module = ExportedStep(agent, adapter, obs_keys, memory).eval()
+    example = (
+        *_example_obs(policy.observation_space, num_envs),
+        torch.zeros(num_envs, dtype=torch.float32),
+        torch.ones(num_envs, dtype=torch.bool),
+        torch.zeros(num_envs, adapter.action_dim, dtype=torch.float32),
+        torch.zeros(num_envs, dtype=torch.int64),
+        *[torch.zeros_like(t) for t in state],
+    )
+    try:
+        # Lightning's own switch for its TorchScript paths: without it the tracer's attribute scan
+        # reads LightningModule.trainer, which raises outside a Trainer (lightning/pytorch/core/module.py).
+        with torch.no_grad(), warnings.catch_warnings(), _jit_is_scripting():
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+            traced = torch.jit.trace(module, example, check_trace=False)
+    except Exception as err:
+        raise ExportError(
+            f"tracing the step of {type(agent.traj_encoder).__name__} failed: {type(err).__name__}: {err}"
+        ) from err
+    meta = {
+        "amago_pl_version": ckpt.amago_pl_version(),
+        "num_envs": num_envs,
+        "obs_keys": obs_keys,
+        "obs_shapes": [list(policy.observation_space[k].shape) for k in obs_keys],
+        "action": {
+            "kind": adapter.kind,
+            "action_dim": adapter.action_dim,
+            "env_space": str(adapter.env_space),
+        },
+        "state": [
+            {"name": "prev_action_rep", "shape": [num_envs, adapter.action_dim], "dtype": "float32"},
+            {"name": "time_idx", "shape": [num_envs], "dtype": "int64"},
+        ]
+        + [
+            {"name": f"memory_{i}", "shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")}
+            for i, t in enumerate(state)
+        ],
+        "gammas": list(policy.gammas),
+        "traj_encoder": type(agent.traj_encoder).__name__,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    traced.save(str(path), _extra_files={META_FILE: json.dumps(meta)})
+    return path
