@@ -23,6 +23,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.cli import LightningCLI
 
 from amago_pl.cli_utils import check_binding_types, parse_gin, register_all_configurables
+from amago_pl.envs.watchdog import DEFAULT_HANG_TIMEOUT
 from amago_pl.run.build import check_required_bindings, configure_dataset, trainer_arguments
 from amago_pl.run.gin_tools import (  # noqa: F401 - split_gin_args: a public name of this module
     gin_flags_appended,
@@ -136,6 +137,9 @@ class RunSettings:
             runs are then independent, the seed is recorded in config.txt and the checkpoints, and
             ``--ckpt_path`` resumes with the recorded one.
         always_save_latest: write ``ckpts/latest/policy.pt`` after every epoch (for collectors).
+        hang_timeout: seconds an env's construction, reset or step may take, and training may
+            wait for data without a new file, before the run stops naming the cause; null waits
+            forever (``Experiment.hang_timeout``).
     """
 
     run_dir: str = "runs/amago_pl"
@@ -157,6 +161,7 @@ class RunSettings:
     always_save_latest: bool = True
     always_load_latest: bool = False
     verbose: bool = True
+    hang_timeout: float | None = DEFAULT_HANG_TIMEOUT
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -21,7 +21,9 @@ from amago_pl.callbacks import EvalCallback
 from amago_pl.callbacks.interact import EpisodeStat
 from amago_pl.callbacks.rollout import log_to_loggers, total_frames
 from amago_pl.callbacks.seeding import draw_seed
+from amago_pl.datamodules.data_wait import readiness_problem
 from amago_pl.envs import EpsilonGreedy
+from amago_pl.envs.watchdog import DEFAULT_HANG_TIMEOUT
 from amago_pl.run.build import (
     build_callbacks,
     build_run,
@@ -151,6 +153,11 @@ class Experiment:
         accelerator, devices, strategy, num_nodes: Lightning's Trainer arguments.
         loggers: any of "csv", "tensorboard" and "wandb".
         trainer_kwargs: extra ``lightning.pytorch.Trainer`` arguments; they override the computed ones.
+        hang_timeout: seconds (default 600) that an env's construction, ``reset`` or ``step`` may
+            take, and that training may wait for data without a new trajectory file, before the
+            run stops with an error naming the env or the dataset and the fix; None waits
+            forever. The same name in amago-pl (``--run.hang_timeout``) and gin
+            (``Experiment.hang_timeout``). See docs/reliability.md, "Hangs".
     """
 
     # required
@@ -212,6 +219,7 @@ class Experiment:
     num_nodes: int = 1
     loggers: Sequence[str] = ("csv",)
     trainer_kwargs: dict[str, Any] | None = None
+    hang_timeout: float | None = DEFAULT_HANG_TIMEOUT
 
     def __post_init__(self) -> None:
         # Drawn here, once, so that start(), the callbacks and evaluate_test all see one seed.
@@ -221,6 +229,10 @@ class Experiment:
         if isinstance(self.traj_save_len, float) and self.traj_save_len.is_integer():
             self.traj_save_len = int(self.traj_save_len)  # the original's default is the float 1e10
         validate_experiment(self)
+        if self.train_batches_per_epoch > 0 and (problem := readiness_problem(self.dataset)):
+            # Checked here because the Experiment receives a built dataset (the CLI checks its
+            # data.dset_* keys in run/settings.py): such a run would wait for data forever.
+            raise ValueError(f"Invalid Experiment settings:\n  - {problem}")
         self.agent = None
         self.trainer: pl.Trainer | None = None
         self._ckpt_path: str | None = None
@@ -317,6 +329,7 @@ class Experiment:
             episodes=episodes,
             async_env_mp_context=self.async_env_mp_context,
             verbose=self.verbose,
+            hang_timeout=self.hang_timeout,
         )
         writer = None
         if save_trajs_to is not None:

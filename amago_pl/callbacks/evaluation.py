@@ -29,6 +29,7 @@ from amago_pl.callbacks.interact import EpisodeStat, fresh_state, interact, summ
 from amago_pl.callbacks.metric_axes import TOTAL_FRAMES, define_env_step_axis, log_env_step_series
 from amago_pl.callbacks.rollout import autocast_context, log_to_loggers, total_frames, world_info
 from amago_pl.envs import make_parallel_envs
+from amago_pl.envs.watchdog import DEFAULT_HANG_TIMEOUT
 
 _QUIETED: set[str] = set()
 
@@ -93,6 +94,8 @@ class EvalCallback(pl.Callback):
         episodes: stop early once every env has finished ``ceil(episodes / parallel_actors)``
             episodes, and report exactly those (the same number from each env, so short episodes
             are not over-represented). None: every episode that ends within ``timesteps``.
+        hang_timeout: seconds an eval env's construction, reset or step may take (None: no limit;
+            ``amago_pl.envs.watchdog``).
     """
 
     follows_run_seed = True  # RunSeedCallback moves ``seed`` when the run seed changes
@@ -109,6 +112,7 @@ class EvalCallback(pl.Callback):
         episodes: int | None = None,
         async_env_mp_context: str | None = None,
         verbose: bool = True,
+        hang_timeout: float | None = DEFAULT_HANG_TIMEOUT,
     ):
         if stage not in ("val", "test"):
             raise ValueError(f"stage={stage!r}: use 'val' or 'test'")
@@ -122,6 +126,7 @@ class EvalCallback(pl.Callback):
         self.episodes = episodes
         self.mp_context = async_env_mp_context
         self.verbose = verbose
+        self.hang_timeout = hang_timeout
         self.envs = None
         self.history: list[dict[str, float]] = []  # one row of metrics per evaluation
         self.last_episodes: list[EpisodeStat] = []
@@ -164,6 +169,7 @@ class EvalCallback(pl.Callback):
                 mode=self.env_mode,
                 seed=self.seed + 10_000 * rank,
                 mp_context=self.mp_context,
+                hang_timeout=self.hang_timeout,
             )
         timestep = self.envs.reset()
         if writer is not None:

@@ -16,7 +16,9 @@ from tqdm.auto import tqdm
 from amago_pl.callbacks.interact import RolloutState, fresh_state, interact, summarize_episodes
 from amago_pl.callbacks.metric_axes import TOTAL_FRAMES, define_env_step_axis, log_env_step_series
 from amago_pl.callbacks.seeding import next_launch, rollout_seed, seed_global_rngs
+from amago_pl.datamodules.data_wait import sleep_and_refresh, trains_in_epoch, wait_for_data
 from amago_pl.envs import make_parallel_envs
+from amago_pl.envs.watchdog import DEFAULT_HANG_TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,9 @@ class RolloutCallback(pl.Callback):
             after a resume, the global RNGs that action sampling draws from, so neither ranks
             nor launches repeat each other's data.
         timesteps_per_epoch: the earlier name of ``train_timesteps_per_epoch``.
+        hang_timeout: seconds an env call, or a wait for training data without a new file, may
+            take before the run stops naming the cause (None: forever; ``envs/watchdog.py``,
+            ``datamodules/data_wait.py``).
     """
 
     follows_run_seed = True  # RunSeedCallback moves ``seed`` when the run seed changes
@@ -90,6 +95,7 @@ class RolloutCallback(pl.Callback):
         seed: int = 0,
         verbose: bool = True,
         timesteps_per_epoch: int | None = None,
+        hang_timeout: float | None = DEFAULT_HANG_TIMEOUT,
     ):
         if None not in (train_timesteps_per_epoch, timesteps_per_epoch) and (
             train_timesteps_per_epoch != timesteps_per_epoch
@@ -124,6 +130,7 @@ class RolloutCallback(pl.Callback):
         self.env_seed: int | None = None  # this process's rollout seed, set when the envs are built
         self.launch = 0  # 0 for a fresh run, +1 per resume (checkpointed; see _number_launch)
         self.verbose = verbose
+        self.hang_timeout = hang_timeout
         # Checkpointed state.
         self.local_frames = 0  # env steps taken by this process
         self.total_frames = 0  # env steps summed over ranks (logged x-axis)
@@ -204,6 +211,7 @@ class RolloutCallback(pl.Callback):
             mode=self.env_mode,
             seed=rank_seed,
             mp_context=self.mp_context,
+            hang_timeout=self.hang_timeout,
         )
         if self.exploration is None and self.exploration_wrapper_type is not None:
             self.exploration = self.exploration_wrapper_type(
@@ -251,6 +259,10 @@ class RolloutCallback(pl.Callback):
             self.collected_epochs.add(epoch)
             self._publish(trainer)
             dataset = trainer.datamodule
+            if dataset is not None and trains_in_epoch(dataset, epoch):
+                # Wait here, in the main process, rather than only in loader workers, where SIGTERM
+                # is not seen and the wait would outlast a preemption notice.
+                wait_for_data(dataset, self.hang_timeout, lambda: sleep_and_refresh(dataset))
             if dataset is not None and hasattr(dataset, "on_end_of_collection"):
                 log_to_loggers(trainer, dataset.on_end_of_collection(), total_frames=self.total_frames)
             return
@@ -260,10 +272,15 @@ class RolloutCallback(pl.Callback):
         dataset = trainer.datamodule
         # Wait for data rather than spin: keep collecting until the store can feed the learner.
         # (Local work only: ranks may loop a different number of times, so no collectives here.)
-        extra = 0
-        while dataset is not None and not dataset.ready_for_training and extra < 1000:
-            self.collect(trainer, pl_module, self.train_timesteps_per_epoch, epoch)
-            extra += 1
+        # Bounded (data_wait.py): an error after hang_timeout without a new file, exit on SIGTERM.
+        if dataset is not None:
+            wait_for_data(
+                dataset,
+                self.hang_timeout,
+                lambda: self.collect(trainer, pl_module, self.train_timesteps_per_epoch, epoch),
+                collecting=True,
+                max_rounds=1000,
+            )
         self.collected_epochs.add(epoch)
         # Every rank reaches this point exactly once per epoch: safe for the frame-count reduction.
         self.total_frames = int(_sum_over_ranks(trainer, self.local_frames))

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
 import time
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from torch.utils.data.dataloader import _BaseDataLoaderIter
 
 from amago_pl.datamodules.collate import collate_trajs
+from amago_pl.datamodules.data_wait import DEFAULT_HANG_TIMEOUT, DataWait, sigterm_received
 from amago_pl.datamodules.sampling import random_slice
 from amago_pl.types import Batch, FrozenTraj
 
@@ -109,12 +112,16 @@ class TrainBatchStream(IterableDataset):
             yield collate_trajs(windows)
 
     def _draw(self, rng: np.random.Generator) -> FrozenTraj:
+        limit = None
         while True:
             try:
                 return self.source.sample_random_trajectory(rng)
             except BufferEmptyError:
                 # Every listed file was evicted or quarantined under us: wait for new data
-                # rather than ending the epoch early (other ranks would hang in DDP).
+                # rather than ending the epoch early (other ranks would hang in DDP), but not
+                # forever (data_wait.py).
+                limit = limit or DataWait(self.source, _hang_timeout(self.source))
+                limit.check()
                 self.source.refresh()
                 self._wait_until_ready()
 
@@ -124,7 +131,11 @@ class TrainBatchStream(IterableDataset):
         A warning every ``wait_log_seconds`` says why training does not advance.
         """
         start = last_log = time.monotonic()
+        limit = DataWait(self.source, _hang_timeout(self.source))
         while not self.source.ready_for_training:
+            if sigterm_received(self.source):  # preempted: exit 143, not 0, and do not wait on
+                raise SIGTERMException(128 + signal.SIGTERM)
+            limit.check()  # NoTrainingDataError after hang_timeout without a new file
             now = time.monotonic()
             if now - last_log >= self.source.wait_log_seconds:
                 last_log = now
@@ -135,6 +146,11 @@ class TrainBatchStream(IterableDataset):
                 )
             time.sleep(self.source.wait_poll_seconds)
             self.source.refresh()
+
+
+def _hang_timeout(source: Any) -> float | None:
+    # Set by the run's builder (run/build.py configure_dataset) from Settings.hang_timeout.
+    return getattr(source, "hang_timeout", DEFAULT_HANG_TIMEOUT)
 
 
 def _identity(batch: Any) -> Any:

@@ -58,7 +58,7 @@ def check_hang_timeout(value: Any, where: str = "hang_timeout") -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{where}={value!r} must be a number of seconds > 0, or None to wait forever")
-    return float(value)
+    return None if value == float("inf") else float(value)
 
 
 def new_cell() -> list[int]:

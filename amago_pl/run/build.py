@@ -147,6 +147,7 @@ def build_callbacks(run: Any, stage: str = "val") -> list[pl.Callback]:
             async_env_mp_context=s.async_env_mp_context,
             seed=s.seed,
             verbose=s.progress_bars,  # their only use of verbose
+            hang_timeout=s.hang_timeout,
         )
     )
     if s.val_timesteps_per_epoch > 0 and (s.val_enabled or stage == "test"):
@@ -161,6 +162,7 @@ def build_callbacks(run: Any, stage: str = "val") -> list[pl.Callback]:
                 seed=s.seed + 1_000_000,
                 async_env_mp_context=s.async_env_mp_context,
                 verbose=s.progress_bars,  # their only use of verbose
+                hang_timeout=s.hang_timeout,
             )
         )
     # A run that never trains (an async collector) has nothing to checkpoint, and its last.ckpt
@@ -235,6 +237,7 @@ def configure_dataset(dataset: Any, run: Any) -> Any:
     )
     if hasattr(dataset, "configure_schedule"):
         dataset.configure_schedule(start_learning_at_epoch=s.start_learning_at_epoch)
+    dataset.hang_timeout = s.hang_timeout  # bounds the batch stream's wait for data (data_wait.py)
     return dataset
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from amago_pl.callbacks.seeding import draw_seed
 from amago_pl.datamodules.sampling import PADDED_SAMPLING_MODES
 from amago_pl.envs import MODES, EpsilonGreedy
+from amago_pl.envs.watchdog import DEFAULT_HANG_TIMEOUT
 
 TRAJ_FORMATS = ("npz", "npz-compressed")
 LOGGERS = ("csv", "tensorboard", "wandb")
@@ -55,6 +56,8 @@ class Settings:
     sample_actions_train: bool = True
     sample_actions_val: bool = True
     force_reset_train_envs_every: int | None = None
+    # seconds an env call or a wait for training data may take (None: forever; envs/watchdog.py)
+    hang_timeout: float | None = DEFAULT_HANG_TIMEOUT
     # replay
     traj_save_len: int = 10**10
     has_dset_edit_rights: bool = True
@@ -160,6 +163,7 @@ _NUMBERS: dict[str, tuple[type, float, bool, bool]] = {
     "lr_warmup_steps": (int, 0, False, True),
     "l2_coeff": (float, 0, False, True),
     "grad_clip": (float, 0, False, True),
+    "hang_timeout": (float, 0, True, True),
     # The CLI's replay store (an Experiment receives a built dataset).
     "dset_max_size": (int, 1, False, False),
     "dset_min_size": (int, 0, False, False),
@@ -297,6 +301,7 @@ CLI_KEYS: dict[str, str] = {
     "sample_actions_train": "run.sample_actions_train",
     "sample_actions_val": "run.sample_actions_val",
     "force_reset_train_envs_every": "run.force_reset_train_envs_every",
+    "hang_timeout": "run.hang_timeout",
     "start_collecting_at_epoch": "run.start_collecting_at_epoch",
     "ckpt_interval": "run.ckpt_interval",
     "always_save_latest": "run.always_save_latest",
