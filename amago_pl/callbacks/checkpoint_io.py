@@ -13,9 +13,10 @@ writer instead:
 - on ``OSError`` (typically ENOSPC) deletes the temporary file and raises
   ``CheckpointWriteError`` naming the path, the bytes needed and the bytes free;
 - deletes temporary files left behind by a process of this host that no longer exists;
-- reads with ``weights_only=True`` unless told otherwise (amago_pl checkpoints are plain data),
-  and refuses a pickled file with the conversion command
-  (:class:`amago_pl.modules.checkpoint.PickledCheckpointError`).
+- reads with ``weights_only=True`` always (amago_pl checkpoints are plain data), refuses a
+  pickled file with the conversion command
+  (:class:`amago_pl.modules.checkpoint.PickledCheckpointError`), and checks the content like
+  every other loader (:func:`amago_pl.modules.checkpoint.check_checkpoint_content`).
 
 Remote paths (``s3://`` ...) fall back to Lightning's writer.
 """
@@ -38,6 +39,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from amago_pl.modules.checkpoint import (
     PickledCheckpointError,
+    check_checkpoint_content,
     pickled_checkpoint_message,
     stamp_version,
     unpickling_reason,
@@ -163,13 +165,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(
         self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
     ) -> dict[str, Any]:
-        # Lightning passes None unless the user chose; torch's own default has varied by version.
-        weights_only = True if weights_only is None else weights_only
+        # Always weights_only=True, whatever the caller passed (trainer.fit(weights_only=False)
+        # included): amago_pl checkpoints are plain data, and unpickling runs whatever code a file
+        # names. A trusted old pickled file goes through `amago-pl convert-checkpoint` once.
+        if weights_only is False:
+            log.info("weights_only=False ignored: %s is read as plain data (weights_only=True)", path)
         kwargs = {} if map_location is None else {"map_location": map_location}
         try:
-            return super().load_checkpoint(path, weights_only=weights_only, **kwargs)
+            blob = super().load_checkpoint(path, weights_only=True, **kwargs)
         except pickle.UnpicklingError as err:
             raise PickledCheckpointError(pickled_checkpoint_message(path, unpickling_reason(err))) from None
+        check_checkpoint_content(blob, path)  # hyperparameters and stored gin: plain and registered
+        return blob
 
 
 def with_atomic_checkpoints(plugins: Any) -> list[Any]:

@@ -413,7 +413,7 @@ class Agent(pl.LightningModule):
         """Rebuild the agent from the checkpoint alone: its gin config, its plain hyperparameters
         (classes resolved against the registered ones: ``amago_pl.modules.hparams``), its weights.
 
-        Lightning's arguments; the file is read with ``weights_only=True`` (unless False is given),
+        Lightning's arguments; the file is read with ``weights_only=True`` (always; False is ignored),
         and a checkpoint written before plain-data checkpoints is refused with the conversion command.
         """
         return ckpt.load_agent(

@@ -31,6 +31,7 @@ import logging
 import os
 import pickle
 import re
+import sys
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import IO, Any
@@ -120,7 +121,7 @@ def read_checkpoint(source: str | os.PathLike | IO, map_location: Any = "cpu") -
 def unpickling_reason(err: BaseException) -> str:
     """The line of torch's weights-only error that names the refused object."""
     text = str(err)
-    named = re.search(r"GLOBAL (\S+)", text)
+    named = re.search(r"GLOBAL (\S+)", text) or re.search(r"but got (<[^>]+>)", text)
     if named:
         return f"it names {named.group(1)}"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -140,32 +141,130 @@ def check_plain(checkpoint: Mapping[str, Any], source: Any = "the checkpoint") -
     return hp.decode_hparams(stored, source=str(source))
 
 
-def bind_stored_gin(checkpoint: Mapping[str, Any]) -> None:
-    """Bind the gin config stored in ``checkpoint`` (old module paths rewritten), so an agent rebuilt
-    from its hyperparameters gets the same encoder keywords. ``import`` and ``include`` lines are
-    not run (a checkpoint must not import modules or read files): import your own modules yourself."""
+class UnsafeGinConfigError(ValueError):
+    """A checkpoint's stored gin config would import a module, read a file or bind something this
+    process does not know."""
+
+
+def _unsafe_gin_message(source: Any, problems: list[str]) -> str:
+    listed = "\n".join(f"  - {p}" for p in problems[:20])
+    more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+    return (
+        f"the gin config stored in {source} is not loaded:\n{listed}{more}\n"
+        "A checkpoint never imports modules, reads files or binds unknown names. If you trust the "
+        "file and it comes from your own code, import the modules that define these configurables "
+        "(and register your classes with register_checkpoint_class) before loading it."
+    )
+
+
+def checked_gin_text(config: str, source: Any = "the checkpoint") -> str:
+    """The stored gin ``config`` ready to bind, or ``UnsafeGinConfigError`` listing every line that
+    is not a binding of a configurable registered in this process.
+
+    ``import m`` lines pass only when ``m`` is already imported here (then they do nothing), and are
+    blanked; ``include`` lines, references (``@name``) to unknown configurables and bindings of
+    unknown configurables named by a module path outside amago_pl (``os.system.command``) are
+    refused: binding a config must not run code named by a file. Other unknown bindings (short
+    names, amago_pl paths of modules not imported here) configure nothing in this process: skipped.
+    """
     from gin import config_parser
 
-    config = checkpoint.get(GIN_KEY)
-    if not config:
-        return
     config = compat.rewrite_gin_text(config)
     lines = config.splitlines(keepends=True)
     parser = config_parser.ConfigParser(config, gin.config.ParserDelegate(skip_unknown=True))
-    dropped = []
-    for st in parser:
-        if type(st).__name__ in ("ImportStatement", "IncludeStatement"):
-            dropped.append(st.location.line_num - 1)
-    for i in dropped:
-        log.info("checkpoint gin config: not running %r", lines[i].strip())
-        lines[i] = "\n"
+    problems: list[str] = []
+    skipped: list[str] = []  # amago_pl's or short names not imported here: they configure nothing
+    try:
+        statements = list(parser)
+    except Exception as err:  # a syntax error (or a file of another gin version)
+        raise UnsafeGinConfigError(_unsafe_gin_message(source, [f"unparsable: {err}"])) from None
+    for st in statements:
+        kind = type(st).__name__
+        where = f"line {st.location.line_num}: {lines[st.location.line_num - 1].strip()!r}"
+        if kind == "ImportStatement":
+            module = st.module
+            if module == "__gin__.dynamic_registration" or module in sys.modules:
+                lines[st.location.line_num - 1] = "\n"  # already imported: nothing to run
+            else:
+                problems.append(f"{where} imports {module}, which this process has not imported")
+        elif kind == "IncludeStatement":
+            problems.append(f"{where} includes another file")
+        elif kind == "BindingStatement":
+            if gin.config._REGISTRY.get_match(st.selector) is None:  # noqa: SLF001 - no public lookup
+                if _foreign_module_path(st.selector):
+                    problems.append(f"{where} binds {st.selector}, which is not a registered configurable")
+                else:
+                    skipped.append(st.selector)
+                lines[st.location.line_num - 1] = "\n"
+            for ref in _references(st.value):
+                problems.append(f"{where} refers to @{ref}, which is not a registered configurable")
+    if problems:
+        raise UnsafeGinConfigError(_unsafe_gin_message(source, problems))
+    if skipped:
+        log.info("checkpoint gin config: not binding %s (not defined in this process)", sorted(set(skipped)))
+    return "".join(lines)
+
+
+def _foreign_module_path(selector: str) -> bool:
+    """True when ``selector`` names a configurable by a module path outside amago_pl (``os.system``):
+    nothing of amago_pl's lives there, so the binding can only be a crafted one. Short names
+    (``EpsilonGreedy.eps_start``) and amago_pl's own paths of modules not imported in this process
+    (env and exploration settings, when only an agent is loaded) are skipped instead."""
+    name = selector.split("/")[-1]
+    if "." not in name:
+        return False
+    return not name.startswith(("amago_pl.", "amago.", "__main__."))
+
+
+def _references(value: Any) -> list[str]:
+    """Names of unknown configurables ``@name`` references in a parsed binding value."""
+    if type(value).__name__ == "_UnknownConfigurableReference":
+        return [value.selector]
+    if isinstance(value, (list, tuple)):
+        return [r for v in value for r in _references(v)]
+    if isinstance(value, dict):
+        return [r for v in list(value.keys()) + list(value.values()) for r in _references(v)]
+    return []
+
+
+def bind_stored_gin(checkpoint: Mapping[str, Any], source: Any = "the checkpoint") -> None:
+    """Bind the gin config stored in ``checkpoint`` (old module paths rewritten), so an agent rebuilt
+    from its hyperparameters gets the same encoder keywords. The text is checked first
+    (``checked_gin_text``): nothing in it is imported, included or bound unless registered here."""
+    config = checkpoint.get(GIN_KEY)
+    if not config:
+        return
+    text = checked_gin_text(config, source)
     with gin.unlock_config():
-        gin.parse_config("".join(lines), skip_unknown=True)
+        gin.parse_config(text)
+
+
+def check_checkpoint_content(checkpoint: Mapping[str, Any], source: Any = "the checkpoint") -> None:
+    """Every check a loaded checkpoint passes before anything of it is used: the hyperparameters
+    are plain data naming only registered classes (``check_plain``), the stored gin config binds
+    only registered configurables and imports nothing (``checked_gin_text``)."""
+    if not isinstance(checkpoint, Mapping):
+        raise PickledCheckpointError(f"{source} is not a checkpoint (it holds a {type(checkpoint).__name__})")
+    check_plain(checkpoint, source)
+    config = checkpoint.get(GIN_KEY)
+    if config is not None and not isinstance(config, str):
+        raise UnsafeGinConfigError(_unsafe_gin_message(source, [f"{GIN_KEY} is a {type(config).__name__}"]))
+    if config:
+        checked_gin_text(config, source)
+
+
+def read_checkpoint_safely(source: str | os.PathLike | IO, map_location: Any = "cpu") -> dict[str, Any]:
+    """The one safe reader of a checkpoint file, for every loader (resume, fine-tune, agent and
+    policy loading): ``torch.load(weights_only=True)`` (a pickled file is refused with the
+    conversion command, nothing in it runs), then ``check_checkpoint_content``."""
+    blob = read_checkpoint(source, map_location)
+    check_checkpoint_content(blob, source)
+    return blob
 
 
 def parse_stored_gin(path: str | os.PathLike) -> None:
     """Bind the gin config stored in the checkpoint at ``path`` (see ``bind_stored_gin``)."""
-    bind_stored_gin(read_checkpoint(path))
+    bind_stored_gin(read_checkpoint_safely(path), path)
 
 
 def load_agent(
@@ -177,16 +276,16 @@ def load_agent(
     weights_only: bool | None = None,
     **kwargs: Any,
 ) -> Any:
-    """``cls.load_from_checkpoint``: read ``source`` once (``weights_only=True`` unless given False),
-    bind its gin config, rebuild the agent from its plain hyperparameters (or ``hparams_file``, e.g.
+    """``cls.load_from_checkpoint``: read ``source`` once (always ``weights_only=True``: a
+    ``weights_only=False`` is ignored, nothing is unpickled), check and bind its gin config, rebuild the agent from its plain hyperparameters (or ``hparams_file``, e.g.
     a logger's ``hparams.yaml``) with ``kwargs`` overriding them, then restore the weights, as
     Lightning's loader does (lightning/pytorch/core/saving.py ``_load_state``, Lightning 2.6)."""
     if map_location is None and not torch.cuda.is_available():
         map_location = "cpu"
     if weights_only is False:
-        blob = torch.load(source, map_location=map_location, weights_only=False)
-    else:
-        blob = read_checkpoint(source, map_location)
+        # Lightning's keyword is accepted, but never unpickles: amago_pl checkpoints are plain data.
+        log.info("weights_only=False ignored: checkpoints are read as plain data (weights_only=True)")
+    blob = read_checkpoint(source, map_location)
     stored = dict(blob.get("hyper_parameters") or {})
     if hparams_file is not None:
         from lightning.pytorch.core.saving import load_hparams_from_yaml
@@ -197,7 +296,7 @@ def load_agent(
         stored = {k: v for k, v in stored.items() if k in params}  # e.g. the loggers' gin/* entries
     blob["hyper_parameters"] = stored
     init = check_plain(blob, source)
-    bind_stored_gin(blob)
+    bind_stored_gin(blob, source)
     blob["hyper_parameters"] = {**stored, **hp.encode_hparams(kwargs)}
     agent = cls(**{**init, **kwargs})
     strict = agent.strict_loading if strict is None else strict

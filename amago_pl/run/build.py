@@ -341,12 +341,13 @@ def load_weights_only(agent: torch.nn.Module, path: str | os.PathLike) -> None:
 
     Hyperparameters may differ (a new learning rate is fine); when the weights do not fit, the
     error lists the missing/unexpected/misshapen parameters and the differing hyperparameters
-    and model gin bindings, which usually name the cause. Read with ``weights_only=True``: a
+    and model gin bindings, which usually name the cause. Read by ``read_checkpoint_safely``
+    (``weights_only=True``, plain hyperparameters, a stored gin config that imports nothing): a
     checkpoint written before checkpoints held plain data is refused with the conversion command.
     """
-    from amago_pl.modules.checkpoint import config_differences, describe_mismatch, read_checkpoint
+    from amago_pl.modules.checkpoint import config_differences, describe_mismatch, read_checkpoint_safely
 
-    blob = read_checkpoint(path)
+    blob = read_checkpoint_safely(path)
     state = blob.get("state_dict", blob)
     own = agent.state_dict()
     misshapen = sorted(
