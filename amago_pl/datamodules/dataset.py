@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from amago_pl.datamodules.file_checks import TrajSpec
 from amago_pl.datamodules.original_layout import as_frozen_traj
 from amago_pl.datamodules.sampling import PADDED_SAMPLING_MODES
 from amago_pl.datamodules.store import TrajectoryStore
@@ -132,6 +133,21 @@ class RLDataset(LightningDataModule, ABC):
     def refresh_if_changed(self) -> None:
         """Cheap check before each batch; re-read only if the buffer changed."""
 
+    def expect(self, spec: TrajSpec | None) -> None:
+        """What the training agent expects of every trajectory (its spaces); datasets that load
+        files check them against it and set unusable ones aside. Called by `train_dataloader`."""
+
+    def _expect_from_trainer(self) -> None:
+        module = getattr(getattr(self, "trainer", None), "lightning_module", None)
+        if module is not None:
+            self.expect(
+                TrajSpec.from_spaces(
+                    getattr(module, "obs_space", None),
+                    getattr(module, "rl2_space", None),
+                    getattr(module, "action_space", None),
+                )
+            )
+
     def on_end_of_collection(self) -> dict[str, float]:
         """Called after each collection round; returns ``buffer/...`` metrics."""
         self.refresh()
@@ -155,6 +171,7 @@ class RLDataset(LightningDataModule, ABC):
                 f"{type(self).__name__} is not configured: call configure(batch_size, max_seq_len, "
                 "train_batches_per_epoch, ...) (the Experiment does this) before training"
             )
+        self._expect_from_trainer()
         seed = self.seed if self.seed is not None else torch.initial_seed() % (2**63)
         stream = TrainBatchStream(
             self,

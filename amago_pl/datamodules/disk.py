@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import gin
 import numpy as np
 
 from amago_pl.datamodules.dataset import RLDataset
+from amago_pl.datamodules.file_checks import TrajSpec
 from amago_pl.datamodules.relabel import NoOpRelabeler, Relabeler
-from amago_pl.datamodules.store import TrajectoryStore
+from amago_pl.datamodules.store import TrajectoryStore, UnusableStoreError
 from amago_pl.datamodules.stream import BufferEmptyError
 from amago_pl.types import FrozenTraj
 
@@ -71,10 +73,32 @@ class DiskTrajDataset(RLDataset):
     def save_new_trajs_to(self) -> TrajectoryStore | None:
         return self.store if self.accept_new_trajs else None
 
+    def configure(self, *args: Any, **kwargs: Any) -> DiskTrajDataset:
+        super().configure(*args, **kwargs)
+        # Without edit rights (e.g. an async collector) bad files are skipped, never moved.
+        self.store.can_move = self.has_edit_rights
+        return self
+
+    def expect(self, spec: TrajSpec | None) -> None:
+        self.store.spec = spec
+
     @property
     def ready_for_training(self) -> bool:
         self.refresh_if_changed()  # two stat calls; keeps the answer current in every process
+        if not self._files and self.store.skipped and not self.store.pending:
+            self._raise_unusable()
         return self.configured and len(self._files) > self.dset_min_size
+
+    def _raise_unusable(self) -> None:
+        shown = "\n  ".join(f"{p}: {why}" for p, why in list(self.store.skipped.items())[:5])
+        more = len(self.store.skipped) - 5
+        raise UnusableStoreError(
+            f"No usable trajectory file in {self.store.path}: all {len(self.store.skipped)} files are "
+            f"unusable and could not be moved aside (read-only store or no edit rights):\n  {shown}"
+            + (f"\n  ... and {more} more" if more > 0 else "")
+            + "\nFix or remove these files (or move them to buffer/quarantine/), or point "
+            "dset_root/dset_name at a valid dataset."
+        )
 
     @property
     def num_files(self) -> int:
@@ -86,10 +110,10 @@ class DiskTrajDataset(RLDataset):
 
     def refresh(self) -> None:
         self._listing_stamp = self._stamp()
-        self._files = self.store.files()
+        self._files = [p for p in self.store.files() if self.store.usable(p)]
 
     def refresh_if_changed(self) -> None:
-        if self._stamp() != self._listing_stamp:
+        if self._stamp() != self._listing_stamp or self.store.pending_due():
             self.refresh()
 
     def sample_random_trajectory(self, rng: np.random.Generator | None = None) -> FrozenTraj:
@@ -99,9 +123,11 @@ class DiskTrajDataset(RLDataset):
                 self.refresh()
             if not self._files:
                 break
-            traj = self.store.load(self._files[int(rng.integers(len(self._files)))])
+            path = self._files[int(rng.integers(len(self._files)))]
+            traj = self.store.load(path)
             if traj is not None:
                 return self.relabeler(traj)
+            self._files.remove(path)  # gone, quarantined, skipped or waiting: not drawn again
         raise BufferEmptyError(
             f"could not load any trajectory from {self.store.path} after {2 * _LOAD_ATTEMPTS} attempts "
             f"({len(self._files)} files listed); see buffer/quarantined"

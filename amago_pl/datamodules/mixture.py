@@ -94,6 +94,10 @@ class MixtureOfDatasets(RLDataset):
         for d in self.datasets:
             d.refresh_if_changed()
 
+    def expect(self, spec: Any) -> None:
+        for d in self.datasets:
+            d.expect(spec)
+
     # ---------------------------------------------------------------- weights
     def _mark_ready(self, epoch: int) -> None:
         for i, d in enumerate(self.datasets):

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from amago_pl.datamodules.npz import read_npz
+from amago_pl.datamodules.file_checks import TrajSpec, check_traj
+from amago_pl.datamodules.npz import DEFAULT_MAX_BYTES, TrajectoryFileError, read_npz
 from amago_pl.types import FrozenTraj
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,11 @@ TEMP_SUFFIX = ".tmp"
 # A temp file older than this belongs to a writer that died mid-write; evict() removes it.
 STALE_TEMP_SECONDS = 3600.0
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9.\-]")
+_MAX_REPORTS = 20  # per process: one warning per unusable file up to this many
+
+
+class UnusableStoreError(RuntimeError):
+    """Every trajectory file is unusable and none could be moved aside: training cannot start."""
 
 
 class StoreWriteError(OSError):
@@ -85,6 +91,11 @@ class TrajectoryStore:
             are never deleted). None keeps everything.
     """
 
+    # A file that fails to load within this many seconds of its last change may be a copy still
+    # in progress (``cp`` writes in place, unlike the store's own atomic renames): it is retried
+    # instead of quarantined (issue 21 item 3).
+    settle_seconds: float = 10.0
+
     def __init__(self, path: str | os.PathLike, max_size: int | None = None) -> None:
         self.path = Path(path)
         self.max_size = max_size
@@ -95,7 +106,12 @@ class TrajectoryStore:
             d.mkdir(parents=True, exist_ok=True)
         self.evicted = 0  # files deleted by this process's evict() calls
         self.quarantined_here = 0  # files this process moved to quarantine
-        self._warned = False
+        self.spec: TrajSpec | None = None  # what the run's agent expects; set by the dataset
+        self.max_file_bytes: int | None = DEFAULT_MAX_BYTES  # larger files are refused unread
+        self.can_move = True  # False: bad files are skipped in place (no edit rights)
+        self.skipped: dict[Path, str] = {}  # bad files kept in place: path -> reason
+        self.pending: dict[Path, float] = {}  # failed while maybe being written: path -> retry time
+        self._reported = 0
 
     def __repr__(self) -> str:
         return f"TrajectoryStore({str(self.path)!r}, max_size={self.max_size})"
@@ -159,41 +175,87 @@ class TrajectoryStore:
             return []
 
     def load(self, path: str | os.PathLike) -> FrozenTraj | None:
-        """Read one file; None if it vanished (evicted meanwhile) or is unreadable.
+        """Read and check one file; None if it vanished (evicted meanwhile) or is unusable.
 
-        Unreadable files (truncated, corrupt, pickled objects, unknown keys or shapes) are moved
-        to quarantine and counted, with one warning per process, so a dataloader worker never
-        crashes on them and never samples them again.
+        Unusable files (truncated, corrupt, zip bombs, pickles, missing keys, shapes or action
+        indices that do not fit the run's `spec`) are named with the reason in a warning and moved
+        to quarantine, so a dataloader worker never crashes on them and a resumed run never meets
+        them again. Two exceptions keep good data: a file modified less than ``settle_seconds``
+        ago (or during the read) may still be being copied in (``cp`` is not atomic), so it is
+        only set aside and retried later; and a store this process may not edit (no edit rights,
+        read-only folder) keeps the file in place and skips it for the rest of the run.
         """
         path = Path(path)
+        before: os.stat_result | None = None
         try:
-            traj = FrozenTraj.from_dict(read_npz(path))
-            _check_dtypes(traj)
-            return traj
+            before = os.stat(path)
+            traj = FrozenTraj.from_dict(read_npz(path, self.max_file_bytes))
+            check_traj(traj, self.spec)
         except FileNotFoundError:
             return None  # another rank evicted it between listing and loading: not corruption
-        except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile) as e:
-            self._quarantine(path, e)
+        except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, MemoryError) as e:
+            self._reject(path, before, e)
             return None
+        self.pending.pop(path, None)
+        return traj
 
-    def _quarantine(self, path: Path, error: BaseException) -> None:
+    def usable(self, path: Path) -> bool:
+        """False for files skipped for this run and for files waiting to settle."""
+        if path in self.skipped:
+            return False
+        retry_at = self.pending.get(path)
+        return retry_at is None or time.time() >= retry_at
+
+    def pending_due(self) -> bool:
+        """Whether a file set aside as possibly incomplete may be retried now."""
+        now = time.time()
+        return any(t <= now for t in self.pending.values())
+
+    def _reject(self, path: Path, before: os.stat_result | None, error: BaseException) -> None:
+        reason = _describe(error)
+        try:
+            after = os.stat(path)
+        except FileNotFoundError:
+            return  # another worker quarantined or evicted it first
+        changed = before is None or (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns)
+        now = time.time()
+        if changed or now - after.st_mtime < self.settle_seconds:
+            # Possibly still being written: retry once it has been quiet for settle_seconds.
+            self.pending[path] = max(after.st_mtime, now if changed else 0.0) + self.settle_seconds
+            return
+        self.pending.pop(path, None)
+        where = "left in place and skipped for this run"
+        if isinstance(error, PermissionError) or not self.can_move:
+            why = "this process may not edit the store" if not self.can_move else "it cannot be read"
+            self.skipped[path] = reason
+            self._report(path, reason, f"{where} ({why})")
+            return
         try:
             os.replace(path, self.quarantine_dir / path.name)
         except FileNotFoundError:
-            return  # another worker quarantined it first
-        except OSError:
-            pass  # read-only store: still skip it, the count tells the user
+            return
+        except OSError as e:  # a read-only folder
+            self.skipped[path] = reason
+            self._report(path, reason, f"{where} (it could not be moved aside: {e.strerror or e})")
+            return
         self.quarantined_here += 1
-        if not self._warned:
-            self._warned = True
-            log.warning(
-                "Skipping unreadable trajectory file %s (%s: %s); moved to %s. Further files are "
-                "counted in buffer/quarantined without a warning.",
-                path,
-                type(error).__name__,
-                error,
-                self.quarantine_dir,
-            )
+        self._report(path, reason, f"moved to {self.quarantine_dir} (move it back once fixed)")
+
+    def _report(self, path: Path, reason: str, action: str) -> None:
+        self._reported += 1
+        if self._reported <= _MAX_REPORTS:
+            log.warning("Unusable trajectory file %s: %s; %s.", path, reason, action)
+        if self._reported == _MAX_REPORTS:
+            log.warning("Further unusable files are counted in buffer/quarantined without a warning.")
+
+    def _quarantine(self, path: Path, error: BaseException) -> None:
+        """Move a file the store did not write out of the FIFO folder (see `evict`)."""
+        try:
+            os.replace(path, self.quarantine_dir / path.name)
+        except OSError:
+            return  # gone already, or a read-only store: it is never read anyway (not .npz)
+        self.quarantined_here += 1
+        self._report(path, _describe(error), f"moved to {self.quarantine_dir}")
 
     # ----------------------------------------------------------------- eviction
     def evict(self) -> int:
@@ -282,8 +344,11 @@ class TrajectoryStore:
         lengths = []
         for p in sample:
             try:
-                with np.load(p, allow_pickle=False) as z:
-                    lengths.append(len(z["rews"]))  # only this member is decompressed
+                # Read from the zip directory only (nothing is decompressed, so a zip bomb costs
+                # nothing here): rews holds T-1 float32 values after numpy's 128-byte header.
+                with zipfile.ZipFile(p) as zf:
+                    size = zf.getinfo("rews.npy").file_size
+                lengths.append(max(size - 128, 0) // 4)
             except Exception:  # an estimate only; load() deals with bad files properly
                 continue
         if not lengths:
@@ -291,12 +356,9 @@ class TrajectoryStore:
         return float(np.mean(lengths)) * total_files
 
 
-def _check_dtypes(traj: FrozenTraj) -> None:
-    """Reject files whose arrays cannot be trajectory data (e.g. strings in a foreign npz)."""
-    numeric = (traj.rl2s, traj.time_idxs, traj.rews, traj.dones, traj.actions)
-    if not all(np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_ for a in numeric):
-        raise TypeError("trajectory arrays must be numeric")
-    if traj.rl2s.ndim != 2:
-        raise ValueError(f"rl2s must be (T, 1 + A), got shape {traj.rl2s.shape}")
-    if traj.action_is_index and not np.issubdtype(traj.actions.dtype, np.integer):
-        raise TypeError("index actions must be integers")
+def _describe(error: BaseException) -> str:
+    if isinstance(error, KeyError):
+        return f"missing array {error}"
+    if isinstance(error, TrajectoryFileError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"

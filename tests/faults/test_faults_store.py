@@ -5,7 +5,9 @@ unreadable ``.npz`` is skipped, moved to ``buffer/quarantine/`` and counted in
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,10 @@ def _plant_bad_files(fifo: Path, good: bytes) -> dict[str, bytes]:
         (fifo / name).write_bytes(data)
     (fifo / "README.txt").write_text("a note someone left in the buffer")
     (fifo / "old_run.pkl").write_bytes(pickle.dumps({"not": "loaded"}))
+    # Files that were there before the run: a just-modified file may be a copy still in progress
+    # and is retried rather than quarantined (issue 21 item 3, test_faults_store_files.py).
+    for name in bad:
+        os.utime(fifo / name, (time.time() - 60,) * 2)
     return bad
 
 

@@ -85,6 +85,10 @@ def test_corrupt_and_foreign_files_are_skipped_counted_quarantined(tmp_path: Pat
     np.savez(pickled, rl2s=np.array([{"a": 1}], dtype=object))  # would need unpickling
     assert len(store.files()) == 4
     for bad in (corrupt, foreign, pickled):
+        # Files that have been there a while: a just-modified file may be a copy in progress and
+        # is only retried later (issue 21 item 3; tests/faults/test_faults_store_files.py).
+        old = time.time() - 60
+        os.utime(bad, (old, old))
         assert store.load(bad) is None
         assert not bad.exists() and (store.quarantine_dir / bad.name).exists()
     assert store.files() == [good]
