@@ -45,6 +45,8 @@ from amago_pl.nets.transformer import KVCache
 from amago_pl.policy.policy import Policy
 
 META_FILE = "amago_pl_policy.json"
+# The Agent's modules that ``get_actions`` never calls (critics and the target copies).
+_NOT_ACTING = ("critics", "target_critics", "target_actor", "maximized_critics", "popart")
 
 
 class ExportError(RuntimeError):
@@ -142,6 +144,9 @@ def export_torchscript(
     # A frozen CPU copy: the saved graph then needs no autograd, and the policy's own agent (maybe
     # still training, maybe on a GPU) is left as it is.
     agent = copy.deepcopy(policy.agent).cpu().eval().requires_grad_(False)
+    for name in _NOT_ACTING:  # a traced module keeps every submodule's weights: drop what acting never runs
+        if isinstance(getattr(agent, name, None), nn.Module):
+            delattr(agent, name)
     adapter = ActionAdapter(action_space) if action_space is not None else policy._format.adapter  # noqa: SLF001
     if action_space is not None:
         policy._check_spaces(policy.observation_space, action_space, what="the given action space")  # noqa: SLF001
