@@ -28,6 +28,7 @@ from amago_pl.callbacks import (
 )
 from amago_pl.callbacks.checkpoint_io import with_atomic_checkpoints
 from amago_pl.callbacks.preemption import PreemptionCheckpoint
+from amago_pl.callbacks.run_folder import RunFolderGuard, check_run_name
 from amago_pl.callbacks.seeding import RunSeedCallback
 from amago_pl.envs import make_parallel_envs
 from amago_pl.run.gin_tools import (
@@ -73,6 +74,8 @@ def precision_from_mixed(mixed_precision: Any) -> Any:
 
 def validate_experiment(exp: Any) -> None:
     """Fail at construction, naming the constraint and the fix, instead of deep inside training."""
+    if hasattr(exp, "run_name") and hasattr(exp, "ckpt_base_dir"):
+        check_run_name(exp.run_name, exp.ckpt_base_dir)  # before any path is built from it
     as_settings(exp).validate()
 
 
@@ -184,6 +187,8 @@ def build_callbacks(run: Any, stage: str = "val") -> list[pl.Callback]:
         )
         # SIGTERM (preemption) writes last.ckpt and exits with status 143 instead of 0.
         callbacks.append(PreemptionCheckpoint(s.ckpt_dir))
+        # One run per folder (a lock) and one checkpoint lineage in ckpts/ (callbacks/run_folder.py).
+        callbacks.insert(0, RunFolderGuard(s.run_dir, s.ckpt_dir))
     callbacks.append(ConfigLoggingCallback(s.run_dir))
     # After ConfigLoggingCallback: it records the seed in the config.txt that one writes.
     callbacks.append(
