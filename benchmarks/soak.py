@@ -3,10 +3,14 @@
 The run trains on CartPole (continuous observations, so two identical stored files can only be a
 duplicated write) with a small FIFO buffer, so eviction happens throughout. Each cycle waits until
 the current process has written a new checkpoint, sleeps a random time, SIGKILLs it and resumes
-with ``--ckpt_path last``. After every kill it checks:
+with ``--ckpt_path last`` and the same seed (resumed launches must not replay: issue 21 item 1).
+A fraction of the stops (``--sigterm``) are SIGTERM instead, which must save ``last.ckpt`` and
+exit with status 143. After every stop it checks:
 
 - ``last.ckpt`` loads, and epoch, global_step and total_frames never go back;
 - every visible store file loads completely, no two have the same bytes, no temp file is listed;
+- no two files ever stored (evicted ones included) hold the same observation/reward sequence:
+  the count of distinct sequences equals the count of files;
 - the FIFO bound holds: at most ``dset_max_size`` files plus one epoch of new files (eviction runs
   once per epoch), and only the oldest files ever disappear (eviction, never loss);
 
@@ -81,6 +85,14 @@ EpsilonGreedy.steps_anneal = 1000
 """
 
 
+def sequence_digest(data: np.lib.npyio.NpzFile) -> str:
+    """A digest of a stored file's observations and rewards (not its name, actions or bytes)."""
+    digest = hashlib.sha256()
+    for key in sorted(k for k in data.files if k.startswith("obs") or k == "rews"):
+        digest.update(key.encode() + np.ascontiguousarray(data[key]).tobytes())
+    return digest.hexdigest()
+
+
 class Soak:
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -93,9 +105,11 @@ class Soak:
         self.launches = 0
         self.counters: list[tuple[int, int, int]] = []
         self.files: dict[str, str] = {}
+        self.sequences: dict[str, str] = {}  # every file ever seen -> digest of its obs and rewards
         self.events: list[str] = []
         self.failures: list[str] = []
         self.checks = 0
+        self.sigterms = 0
         self.evicted = 0
         self.max_fifo = 0
 
@@ -127,9 +141,9 @@ class Soak:
             str(self.gin),
         ]
         if resume:
-            # New env seeds per launch (far apart: env i uses seed + i), so a resumed run cannot
-            # replay the killed run's episodes bit for bit and look like a duplicated write.
-            cmd += ["--ckpt_path", "last", "--run.seed", str(1000 * self.launches)]
+            # The same run seed every launch: the launch number folded into the rollout seeds
+            # (callbacks/seeding.py) is what keeps a resumed launch from replaying earlier episodes.
+            cmd += ["--ckpt_path", "last"]
         env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
         env.setdefault("OMP_NUM_THREADS", "1")
         log = open(self.root / f"launch{self.launches}.log", "w")  # noqa: SIM115 - closed with the process
@@ -150,7 +164,7 @@ class Soak:
     def audit(self, label: str) -> None:
         self.checks += 1
         try:
-            blob = torch.load(self.ckpt, map_location="cpu", weights_only=False)
+            blob = torch.load(self.ckpt, map_location="cpu", weights_only=True)
         except Exception as err:  # a partial or corrupt checkpoint is exactly what we look for
             self.failures.append(f"{label}: last.ckpt unreadable: {err}")
             return
@@ -168,6 +182,8 @@ class Soak:
                 with np.load(f, allow_pickle=False) as data:
                     for key in data.files:
                         _ = data[key]
+                    if f.name not in self.sequences:
+                        self.sequences[f.name] = sequence_digest(data)
                 digests[f.name] = hashlib.sha256(f.read_bytes()).hexdigest()
             except FileNotFoundError:
                 continue
@@ -175,6 +191,12 @@ class Soak:
                 self.failures.append(f"{label}: unreadable store file {f.name}: {err}")
         if len(set(digests.values())) != len(digests):
             self.failures.append(f"{label}: identical bytes stored under two names")
+        repeats = len(self.sequences) - len(set(self.sequences.values()))
+        if repeats:
+            self.failures.append(
+                f"{label}: {repeats} of {len(self.sequences)} files repeat an earlier file's observations "
+                "and rewards (a resumed launch replayed seeds)"
+            )
         gone = set(self.files) - set(digests)
         if gone and fifo:
             newest_gone = max(int(n.split("_")[1]) for n in gone)
@@ -222,11 +244,17 @@ class Soak:
             time.sleep(delay)
             if proc.poll() is not None:
                 break
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            term = self.rng.random() < a.sigterm
+            proc.send_signal(signal.SIGTERM if term else signal.SIGKILL)
+            code = proc.wait()
             kills += 1
+            if term:
+                self.sigterms += 1
+                if code != 143:
+                    self.failures.append(f"SIGTERM {kills}: exit status {code}, expected 143")
             self.events.append(
-                f"kill {kills}: {time.time() - start:6.1f}s, {time.time() - launched:5.1f}s after launch"
+                f"{'SIGTERM' if term else 'SIGKILL'} {kills}: {time.time() - start:6.1f}s, "
+                f"{time.time() - launched:5.1f}s after launch"
             )
             self.audit(f"after kill {kills}")
             proc = self.launch(resume=True)
@@ -253,7 +281,8 @@ class Soak:
         first, last, n = self.returns()
         improved = n >= 3 and last > first
         print(
-            f"soak: {seconds / 60:.1f} min, {self.launches} launches, {kills} random SIGKILLs, run in {self.root}"
+            f"soak: {seconds / 60:.1f} min, {self.launches} launches, {kills - self.sigterms} random SIGKILLs "
+            f"and {self.sigterms} SIGTERMs, run in {self.root}"
         )
         print("tried:")
         for event in self.events:
@@ -267,6 +296,10 @@ class Soak:
         print(
             f"    max {self.max_fifo} FIFO files seen (dset_max_size {self.args.max_size}), no duplicate bytes"
         )
+        distinct = len(set(self.sequences.values()))
+        print(
+            f"  trajectory files ever stored: {len(self.sequences)}, distinct obs/reward sequences: {distinct}"
+        )
         print(
             f"  returns: first third {first:.1f}, last third {last:.1f} over {n} collections -> "
             f"{'improved' if improved else 'NOT improved'}"
@@ -276,7 +309,9 @@ class Soak:
         print("failures:" if self.failures else "failures: none")
         for failure in self.failures:
             print(f"  - {failure}")
-        print(json.dumps({"kills": kills, "launches": self.launches, "failures": len(self.failures)}))
+        summary = {"kills": kills, "sigterms": self.sigterms, "launches": self.launches}
+        summary.update(files=len(self.sequences), distinct=distinct, failures=len(self.failures))
+        print(json.dumps(summary))
 
 
 def main() -> None:
@@ -290,6 +325,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="env steps per actor per epoch")
     parser.add_argument("--batches", type=int, default=30, help="training batches per epoch")
     parser.add_argument("--max_size", type=int, default=60, help="dset_max_size (FIFO files kept)")
+    parser.add_argument("--sigterm", type=float, default=0.25, help="fraction of stops that are SIGTERM")
     sys.exit(Soak(parser.parse_args()).run())
 
 
