@@ -25,7 +25,8 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from amago_pl.datamodules.collate import collate_trajs
-from amago_pl.datamodules.npz import read_npz
+from amago_pl.datamodules.npz import DEFAULT_MAX_BYTES, read_npz
+from amago_pl.datamodules.rl2_compact import expand_rl2s
 from amago_pl.types import OBS_PREFIX, Batch, FrozenTraj, Timestep
 
 # The original marked padding with this value (amago/loading.py at 2d85600); amago_pl's Batch has
@@ -168,7 +169,7 @@ def load_traj_from_disk(path: str | os.PathLike) -> OriginalFrozenTraj:
     """
     if os.path.splitext(str(path))[1] != ".npz":
         raise ValueError(f"{path}: only .npz trajectory files can be read (pickled .traj files are refused)")
-    return OriginalFrozenTraj.from_dict(read_npz(path))
+    return OriginalFrozenTraj.from_dict(expand_rl2s(read_npz(path), DEFAULT_MAX_BYTES))
 
 
 def get_path_to_trajs(dset_root: str, dset_name: str, fifo: bool) -> str:

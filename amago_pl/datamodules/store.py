@@ -27,6 +27,7 @@ import numpy as np
 
 from amago_pl.datamodules.file_checks import TrajSpec, check_traj
 from amago_pl.datamodules.npz import DEFAULT_MAX_BYTES, TrajectoryFileError, read_npz
+from amago_pl.datamodules.rl2_compact import compact_rl2s, expand_rl2s
 from amago_pl.types import FrozenTraj
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class TrajectoryStore:
         )
         final = folder / name
         temp = folder / f".{name}{TEMP_SUFFIX}"
-        arrays = traj.to_dict()
+        arrays = compact_rl2s(traj.to_dict(), traj.action_is_index)
         save = np.savez_compressed if compressed else np.savez
         try:
             with open(temp, "wb") as f:
@@ -189,7 +190,8 @@ class TrajectoryStore:
         before: os.stat_result | None = None
         try:
             before = os.stat(path)
-            traj = FrozenTraj.from_dict(read_npz(path, self.max_file_bytes))
+            arrays = expand_rl2s(read_npz(path, self.max_file_bytes), self.max_file_bytes)
+            traj = FrozenTraj.from_dict(arrays)
             check_traj(traj, self.spec)
         except FileNotFoundError:
             return None  # another rank evicted it between listing and loading: not corruption

@@ -139,7 +139,10 @@ class EnvSlot:
         self._action_rep = env.get_wrapper_attr("action_rep")  # looked up once, used every step
         # Discrete actions have n possible representations: build each once. (env.step has already
         # validated the index; re-validating it for the rep was ~10% of a cheap env's rollout step.)
-        self._rep_cache: dict[int, np.ndarray] | None = {} if env.get_wrapper_attr("discrete") else None
+        # Only for small n: the cache holds up to n reps of n floats, 160 GB for Discrete(200000)
+        # (issue 21 item 11 saw ~3 GB per 1,000 steps).
+        small = env.get_wrapper_attr("discrete") and env.get_wrapper_attr("action_dim") <= 1024
+        self._rep_cache: dict[int, np.ndarray] | None = {} if small else None
         return env
 
     def _name(self) -> str:
