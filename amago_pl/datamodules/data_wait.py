@@ -62,10 +62,23 @@ def _store_notes(dataset: Any) -> list[str]:
     for d in components(dataset):
         store = getattr(d, "store", None)
         quarantined = _count(getattr(store, "quarantine_dir", None))
+        name = getattr(d, "dset_name", d)
         if quarantined:
             notes.append(
-                f"{quarantined} file(s) of '{getattr(d, 'dset_name', d)}' are in {store.quarantine_dir}: they "
-                "could not be read as trajectories (corrupt, truncated, wrong format); fix or replace them"
+                f"{quarantined} file(s) of '{name}' are in {store.quarantine_dir}: they could not be read "
+                "as trajectories (corrupt, truncated, wrong format); fix or replace them"
+            )
+        skipped = len(getattr(store, "skipped", None) or {})
+        if skipped:
+            notes.append(
+                f"{skipped} file(s) of '{name}' could not be read and are skipped for this run (this process "
+                "may not move them to quarantine); fix or replace them"
+            )
+        pending = len(getattr(store, "pending", None) or {})
+        if pending:
+            notes.append(
+                f"{pending} file(s) of '{name}' failed to load and were modified recently, so they are "
+                "retried once unchanged (possibly still being copied); if they are complete, they are corrupt"
             )
     return notes
 

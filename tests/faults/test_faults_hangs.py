@@ -158,8 +158,10 @@ def test_impossible_store_sizes_fail_at_construction(
 
 def test_all_corrupt_offline_data_ends_after_hang_timeout(tmp_path: Path) -> None:
     dataset = DiskTrajDataset(dset_root=str(tmp_path), dset_name="tiny", dset_max_size=1000)
-    for i in range(3):  # offline data that turns out to be unreadable
-        (dataset.store.protected_dir / f"offline_{i}.npz").write_bytes(b"not a zip archive")
+    for i in range(3):  # offline data, written a minute ago, that turns out to be unreadable
+        path = dataset.store.protected_dir / f"offline_{i}.npz"
+        path.write_bytes(b"not a zip archive")
+        os.utime(path, (time.time() - 60,) * 2)  # settled: not a copy in progress (store.py)
     dataset.refresh()
     # Offline epochs only (no collection): the learner can only use the protected files.
     exp = tiny_experiment(
