@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import gin
@@ -112,6 +113,7 @@ class InputNorm(nn.Module):
         # Real updates applied so far; the prior batch is added in the rate's exponent instead, so
         # the buffer keeps its name and meaning and older state_dicts load unchanged.
         self.register_buffer("t", torch.zeros((), dtype=torch.long))
+        self.skipped_updates = 0  # batches in which some feature kept its statistics (not saved)
 
     @property
     def sigma(self) -> torch.Tensor:
@@ -142,5 +144,30 @@ class InputNorm(nn.Module):
         self.t += 1
         # t + 1 batches seen, counting the prior (mu=0, nu=init_nu) as the first one.
         beta_t = self.beta / (1.0 - (1.0 - self.beta) ** (self.t.item() + 1))
-        self.mu.mul_(1.0 - beta_t).add_(beta_t * flat.mean(0))
-        self.nu.mul_(1.0 - beta_t).add_(beta_t * flat.square().mean(0))
+        mu = self.mu * (1.0 - beta_t) + beta_t * flat.mean(0)  # (D,)
+        nu = self.nu * (1.0 - beta_t) + beta_t * flat.square().mean(0)  # (D,)
+        # A finite but huge input (1e20 squares to inf in float32) or a NaN would make the
+        # statistics non-finite for good, in every later checkpoint (issue 21 item 2). Such a
+        # feature keeps its previous statistics for this batch; every other feature updates with
+        # exactly the arithmetic above, so ordinary inputs give bit-identical statistics.
+        ok = torch.isfinite(mu) & torch.isfinite(nu) & torch.isfinite(mu.square())  # (D,)
+        if not bool(ok.all()):
+            self._skip_warning(flat, ok)
+        self.mu.copy_(torch.where(ok, mu, self.mu))
+        self.nu.copy_(torch.where(ok, nu, self.nu))
+
+    def _skip_warning(self, flat: torch.Tensor, ok: torch.Tensor) -> None:
+        self.skipped_updates += 1
+        count = self.skipped_updates
+        if count & (count - 1):  # warn on the 1st, 2nd, 4th, 8th ... skipped update only
+            return
+        bad = torch.nonzero(~ok).flatten().tolist()
+        peak = flat[:, ~ok].abs().nan_to_num(nan=float("inf")).max().item()
+        warnings.warn(
+            f"InputNorm: kept the running statistics of input feature(s) {bad[:10]} unchanged for this "
+            f"batch (skipped {count} time(s) so far): their values reach {peak:.3g}, whose square "
+            "overflows float32 (or are NaN). Scale or clip these observations in the env (or set gin "
+            "FFTstepEncoder.normalize_inputs = False) if they are meant to be this large.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
