@@ -70,7 +70,7 @@ def read_policy_source(source: str | os.PathLike | IO, map_location: Any = "cpu"
     """The checkpoint's contents, read with ``weights_only=True`` (never unpickling code)."""
     if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
         raise FileNotFoundError(f"no checkpoint at {source}")
-    blob = ckpt.read_checkpoint(source, map_location)
+    blob = ckpt.read_checkpoint_safely(source, map_location)
     if not isinstance(blob, Mapping) or "state_dict" not in blob:
         raise PolicyLoadError(
             f"{source} is not an amago_pl checkpoint or policy file (no 'state_dict' entry). Give a "
@@ -133,7 +133,7 @@ def build_agent(
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             init = {k: v for k, v in init.items() if k in params}  # e.g. the loggers' gin/* entries
         with isolated_gin():
-            ckpt.bind_stored_gin(blob)
+            ckpt.bind_stored_gin(blob, source)
             try:
                 agent = cls(**init)
             except Exception as err:  # a class that does not take these arguments
