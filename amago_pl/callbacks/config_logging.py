@@ -3,6 +3,7 @@ binding as a typed hyperparameter, and the file itself to wandb."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -72,9 +73,28 @@ def write_config_txt(run_dir: str | os.PathLike) -> Path:
     path = Path(run_dir) / "config.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(".config.txt.tmp")
-    tmp.write_text(gin.operative_config_str())
-    os.replace(tmp, path)
+    text = gin.operative_config_str()
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()  # a full disk often fails here or at close, not at write()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, write_failure(path, e, len(text.encode()))) from e
     return path
+
+
+def write_failure(path: Path, error: OSError, size: int | None = None) -> str:
+    """``could not write PATH (disk full): ...`` with what to do; shared with the CSV logger."""
+    reason = "disk full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+    needs = f" ({size} bytes)" if size is not None else ""
+    return (
+        f"could not write {path}{needs}: {reason}. Free space on {path.parent} (or point the run at "
+        "another folder with ckpt_base_dir / --run.run_dir) and start the run again; a resume continues "
+        "from the last checkpoint"
+    )
 
 
 def save_file_to_wandb(trainer: pl.Trainer, path: Path) -> None:

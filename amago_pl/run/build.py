@@ -97,14 +97,16 @@ def probe_spaces(
 def build_loggers(run: Any) -> list:
     """CSV by default (no account needed); wandb when ``log_to_wandb`` (offline mode works);
     TensorBoard when "tensorboard" is listed in ``loggers``."""
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from amago_pl.run.csv_logger import SafeCSVLogger
 
     s = as_settings(run)
     run_dir = str(s.run_dir)
     names = [n.lower() for n in s.loggers]  # checked by Settings.validate
     out: list = []
     if "csv" in names:
-        out.append(CSVLogger(save_dir=run_dir, name="logs"))
+        out.append(SafeCSVLogger(save_dir=run_dir, name="logs"))  # names the file on a full disk
     if "tensorboard" in names:
         out.append(TensorBoardLogger(save_dir=run_dir, name="tensorboard"))
     if s.log_to_wandb or "wandb" in names:
