@@ -13,6 +13,7 @@ the door's own spelling, with the constraint and the fix, all at once.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -183,7 +184,8 @@ def _number_problem(name: str, value: Any, label: str, typed: bool) -> str | Non
     if value == _NO_LIMIT.get(name):
         return None
     is_number = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
-    if is_number and (value > low or (value == low and not strict)):
+    # inf passes every comparison below but is never a usable rate, clip or coefficient.
+    if is_number and math.isfinite(value) and (value > low or (value == low and not strict)):
         return None
     # YAML values were type-checked by the parser, so the CLI states the bound only; Python values
     # may be of any type, so the Experiment's message names the type too.
@@ -195,6 +197,8 @@ def _number_problem(name: str, value: Any, label: str, typed: bool) -> str | Non
         need = f"a number {'>' if strict else '>='} {low}"
     if none_ok and not typed:
         need += " or None"
+    if is_number and not math.isfinite(value):
+        need += " (and finite)"
     return f"{label}={value!r} must be {need}"
 
 
