@@ -123,7 +123,12 @@ def mean_se(xs: list[float]) -> tuple[float, float]:
     return m, math.sqrt(var / len(xs))
 
 
-def report(runs_csv: Path, curves_csv: Path, out: Path, baseline: str | None) -> str:
+def report(
+    runs_csv: Path, curves_csv: Path, out: Path, baseline: str | None, name: str = "fidelity_ab"
+) -> str:
+    """The table (``<name>.md``) and one PNG per task (``<name>_<task>.png``); the [fidelity]
+    comparison keeps its first names, ``ab_compare.md`` and ``ab_<task>.png``."""
+    prefix = "ab" if name == "fidelity_ab" else name
     rows = read_rows(runs_csv)
     variants = list(dict.fromkeys(r["variant"] for r in rows))
     tasks = list(dict.fromkeys(r["task"] for r in rows))
@@ -164,9 +169,11 @@ def report(runs_csv: Path, curves_csv: Path, out: Path, baseline: str | None) ->
                     f"- {task}: {v} vs {baseline}: passing {p} vs {bp}, mean {m:.3g} vs {bm:.3g} "
                     f"(SE of the difference {se_diff:.2g}): {'as well or better' if ok else 'WORSE'}"
                 )
-        plot_task(curves_csv, out / f"ab_{task}.png", task)
+        plot_task(curves_csv, out / f"{prefix}_{task}.png", task)
     text = "\n".join(lines) + "\n\n" + "\n".join(verdicts) + "\n"
-    (out / "ab_compare.md").write_text(f"# A/B learning comparison (test budget, early stop)\n\n{text}")
+    (out / ("ab_compare.md" if prefix == "ab" else f"{name}.md")).write_text(
+        f"# A/B learning comparison (test budget, early stop)\n\n{text}"
+    )
     return text
 
 
@@ -258,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"after {res['env_steps']} env steps, {res['wall_s']:.0f}s",
                         flush=True,
                     )
-    print(report(runs_csv, curves_csv, args.out, args.baseline))
+    print(report(runs_csv, curves_csv, args.out, args.baseline, args.name))
 
 
 if __name__ == "__main__":

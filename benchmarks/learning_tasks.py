@@ -251,6 +251,13 @@ def _tasks() -> dict[str, Task]:
                 # the actor's gradient alive and learned faster (docs/learning_results.md).
                 "Actor.d_hidden": 128,
                 "NCritics.d_hidden": 128,
+                # 5-step returns: with the original's PopArt prior (issue [fidelity] row 1) the
+                # 1-step values learned the cost of the cart's drift out of bounds (~100 steps
+                # ahead) too slowly, one target-network generation (~1/tau = 333 updates) per
+                # step of lookahead: seeds 1 and 2 stayed near 90-100 for all 40,000 env steps
+                # (test 91 / 97). With n_step 5 seeds 0 / 1 reached 500 / 477 after 4,000 /
+                # 3,000 env steps (docs/learning_results.md, session 6).
+                "Agent.n_step": 5,
             },
             tstep=dict(d_hidden=128, d_output=64),
             traj=("ff", dict(d_model=128, n_layers=1)),
@@ -267,7 +274,10 @@ def _tasks() -> dict[str, Task]:
             full=Budget(40, 100),
             metric=mean_return,
             threshold=300.0,
-            stop_at=400.0,  # margin over the threshold for the 16 fresh test episodes
+            # A wide margin over the threshold for the 16 fresh test episodes: a greedy policy
+            # that validated at 421 tested 264 (seed 2 with a stop at 400); epochs are cheap once
+            # the policy learns, so the run waits for a near-perfect validation.
+            stop_at=475.0,
             test_episodes=16,
             experiment=dict(
                 # lr 1e-3 (not 3e-4): the cart's slow drift out of bounds, which ends most
