@@ -386,7 +386,7 @@ class Agent(pl.LightningModule):
 
     # ---------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        ckpt.save_agent_keys(checkpoint, self.skipped_steps)
+        ckpt.save_agent_keys(checkpoint, self.skipped_steps, type(self))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Before the weights are restored: refuse a checkpoint written with another configuration.

@@ -30,3 +30,12 @@ def get_agent_cls(name: str) -> type:
 
 def list_registered_agents() -> list[str]:
     return sorted(_AGENTS)
+
+
+def agent_class_name(cls: type) -> str:
+    """What checkpoints record as the agent's class: its ``register_agent`` name (stable when the
+    defining module moves or runs as ``__main__``), else its import path (``modules/hparams.py``)."""
+    for name, registered in _AGENTS.items():
+        if registered is cls:
+            return name
+    return hparams_mod.import_path(cls)

@@ -2,7 +2,7 @@
 
 Lightning writes ``state_dict``, ``hyper_parameters`` (the Agent's constructor arguments), the
 optimizer, loop and callback states (under ``callbacks``: ``RolloutCallback``'s frame counters and
-exploration state, ``EvalCallback``'s history) itself. amago_pl adds four keys beside them:
+exploration state, ``EvalCallback``'s history) itself. amago_pl adds five keys beside them:
 
 - ``amago_pl_version`` (``VERSION_KEY``): stamped by ``AtomicCheckpointIO``; quoted in mismatch messages.
 - ``amago_pl_gin_config`` (``GIN_KEY``): written by ``Agent.on_save_checkpoint``; re-bound by
@@ -11,6 +11,9 @@ exploration state, ``EvalCallback``'s history) itself. amago_pl adds four keys b
   by ``Agent.on_save_checkpoint`` and restored by ``Agent.on_load_checkpoint``.
 - ``amago_pl_seed`` (``SEED_KEY``): the run seed, written and read by ``RunSeedCallback``
   (``amago_pl/callbacks/seeding.py``).
+- ``amago_pl_agent_class`` (``AGENT_CLASS_KEY``): the agent's class as a plain string (its
+  ``register_agent`` name, else its import path), written by ``Agent.on_save_checkpoint``;
+  ``Policy.from_checkpoint`` rebuilds that class, looked up only among registered classes.
 
 The functions below are the only code that writes or reads the first three; the Agent's
 checkpoint hooks and ``AtomicCheckpointIO`` call them. Every entry is plain data (the hyperparameters
@@ -41,6 +44,7 @@ import torch
 
 from amago_pl import compat
 from amago_pl.modules import hparams as hp
+from amago_pl.modules.agent_registry import agent_class_name
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ VERSION_KEY = "amago_pl_version"
 GIN_KEY = "amago_pl_gin_config"
 SKIPPED_STEPS_KEY = "amago_pl_skipped_steps"
 SEED_KEY = "amago_pl_seed"  # the run seed; callbacks/seeding.py writes it (as its CKPT_KEY)
+AGENT_CLASS_KEY = "amago_pl_agent_class"  # policy/loading.py reads it
 # Set to 1 to resume even when the configuration differs (the differences are then only logged).
 ALLOW_ENV_VAR = "AMAGO_PL_ALLOW_CONFIG_CHANGE"
 # Model-side gin bindings that do not change what the model computes.
@@ -93,12 +98,16 @@ def stamp_version(checkpoint: MutableMapping[str, Any]) -> None:
     checkpoint.setdefault(VERSION_KEY, amago_pl_version())
 
 
-def save_agent_keys(checkpoint: MutableMapping[str, Any], skipped_steps: int) -> None:
+def save_agent_keys(
+    checkpoint: MutableMapping[str, Any], skipped_steps: int, agent_cls: type | None = None
+) -> None:
     """The Agent's keys: the gin config (encoder keywords come from gin, not from the hyperparameters,
-    so the config travels with the weights) and the total of skipped non-finite steps (a run
-    statistic: a resumed run keeps counting)."""
+    so the config travels with the weights), the total of skipped non-finite steps (a run
+    statistic: a resumed run keeps counting) and, given ``agent_cls``, the name of its class."""
     checkpoint[GIN_KEY] = gin.config_str()
     checkpoint[SKIPPED_STEPS_KEY] = int(skipped_steps)
+    if agent_cls is not None:
+        checkpoint[AGENT_CLASS_KEY] = agent_class_name(agent_cls)
 
 
 # ------------------------------------------------------------------------- reading

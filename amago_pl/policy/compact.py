@@ -7,7 +7,9 @@ Keys:
 - ``amago_pl_policy_format``: the layout's version (``loading.FORMAT_VERSION``); a newer one is
   refused naming both versions.
 - ``amago_pl_version``: the amago_pl version that wrote it.
-- ``agent_class``: the agent's import path (resolved only against registered agents).
+- ``amago_pl_agent_class``: the agent's class, its ``register_agent`` name or else its import path
+  (looked up only among registered classes; files of format 1 written before named the import path
+  under ``agent_class``, still read).
 - ``hyper_parameters``: the agent's constructor arguments as plain data (``modules/hparams.py``).
 - ``amago_pl_gin_config``: the gin configuration the encoders were built with.
 - ``state_dict``: the weights; ``version``: the optimizer step they come from (the collectors of an
@@ -26,7 +28,7 @@ import gin
 import torch
 
 from amago_pl.modules import checkpoint as ckpt
-from amago_pl.modules import hparams as hp
+from amago_pl.modules.agent_registry import agent_class_name
 from amago_pl.policy.loading import AGENT_CLASS_KEY, FORMAT_KEY, FORMAT_VERSION, weights_of
 
 
@@ -36,7 +38,7 @@ def policy_blob(agent: torch.nn.Module, version: int = 0, gin_config: str | None
     return {
         FORMAT_KEY: FORMAT_VERSION,
         ckpt.VERSION_KEY: ckpt.amago_pl_version(),
-        AGENT_CLASS_KEY: hp.import_path(type(agent)),
+        AGENT_CLASS_KEY: agent_class_name(type(agent)),
         "hyper_parameters": dict(agent.hparams),
         ckpt.GIN_KEY: gin.config_str() if gin_config is None else gin_config,
         ckpt.SKIPPED_STEPS_KEY: int(getattr(agent, "skipped_steps", 0)),

@@ -33,7 +33,10 @@ from amago_pl.modules import hparams as hp
 # The compact policy file (policy/compact.py): its marker key and the newest layout this code reads.
 FORMAT_KEY = "amago_pl_policy_format"
 FORMAT_VERSION = 1
-AGENT_CLASS_KEY = "agent_class"
+# The agent's class: the key every checkpoint and policy file writes (its register_agent name or
+# import path), and the key early policy files (format 1) wrote its import path under.
+AGENT_CLASS_KEY = ckpt.AGENT_CLASS_KEY
+OLD_AGENT_CLASS_KEY = "agent_class"
 
 
 class PolicyLoadError(ValueError):
@@ -103,16 +106,54 @@ def _version_note(written: Any) -> str:
     return ""
 
 
-def _agent_classes(blob: Mapping[str, Any], agent_cls: type | None) -> list[type]:
-    """The class to rebuild: the one given, the one the policy file names, else every registered
-    agent (a Lightning checkpoint does not name its class), the plain ``Agent`` first."""
+def recorded_agent_class(blob: Mapping[str, Any], source: Any) -> type | None:
+    """The agent class ``blob`` names (None for files written before classes were recorded).
+
+    The name is looked up among ``register_agent`` names, then among registered import paths
+    (``hparams.resolve_import_path``); nothing is ever imported because a file names it.
+    """
+    from amago_pl.modules.agent import Agent, get_agent_cls, list_registered_agents
+
+    name = blob.get(AGENT_CLASS_KEY) or blob.get(OLD_AGENT_CLASS_KEY)
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise PolicyLoadError(
+            f"{source}: {AGENT_CLASS_KEY} should be a class name, found a {type(name).__name__}; "
+            "the file is damaged or was not written by amago_pl."
+        )
+    if name in list_registered_agents():
+        return get_agent_cls(name)
+    try:
+        found = hp.resolve_import_path(name, name="its agent class")
+    except hp.UnregisteredPathError:
+        raise PolicyLoadError(
+            f"{source} was written by the agent class {name!r}, which is not registered in this "
+            "process, so it is not rebuilt (a checkpoint never imports the modules it names). Import "
+            "the module that defines the class and register it there, either with the decorator "
+            '`@register_agent("a_name")` (from amago_pl.modules.agent import register_agent) or with '
+            "`register_checkpoint_class(YourAgent)` (from amago_pl.modules.hparams import "
+            "register_checkpoint_class); or pass agent_cls=YourAgent to Policy.from_checkpoint. "
+            f"Registered agent names: {list_registered_agents()}."
+        ) from None
+    if not (isinstance(found, type) and issubclass(found, Agent)):
+        raise PolicyLoadError(
+            f"{source} names {name!r} as its agent class, but that is {found!r}, not an Agent subclass; "
+            "pass agent_cls= with the agent class the run trained."
+        )
+    return found
+
+
+def _agent_classes(blob: Mapping[str, Any], source: Any, agent_cls: type | None) -> list[type]:
+    """The class to rebuild: the one given, else the one the file names, else (a checkpoint written
+    before classes were recorded) every registered agent, the plain ``Agent`` first."""
     from amago_pl.modules.agent import Agent, get_agent_cls, list_registered_agents
 
     if agent_cls is not None:
         return [agent_cls]
-    named = blob.get(AGENT_CLASS_KEY)
-    if named:
-        return [hp.decode_hparams({"cls": {hp.IMPORT_KEY: named}}, source="the policy file")["cls"]]
+    named = recorded_agent_class(blob, source)
+    if named is not None:
+        return [named]
     others = [get_agent_cls(n) for n in list_registered_agents()]
     return [Agent] + [c for c in others if c is not Agent]
 
@@ -128,7 +169,7 @@ def build_agent(
     init = ckpt.check_plain(blob, source)
     state = blob["state_dict"]
     errors = []
-    for cls in _agent_classes(blob, agent_cls):
+    for cls in _agent_classes(blob, source, agent_cls):
         params = inspect.signature(cls.__init__).parameters
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             init = {k: v for k, v in init.items() if k in params}  # e.g. the loggers' gin/* entries

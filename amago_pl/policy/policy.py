@@ -87,7 +87,9 @@ class Policy:
 
         The stored gin configuration is bound in isolation: the caller's gin configuration is the
         same afterwards (``gin.config_str()`` unchanged), and several policies of different sizes can
-        be loaded in one process. ``agent_cls``: a custom agent class this process does not register.
+        be loaded in one process. The agent's class is the one the file names (registered with
+        ``register_agent`` or ``register_checkpoint_class``; files written before classes were
+        recorded try the registered agents, ``Agent`` first); ``agent_cls`` overrides it.
         """
         blob = loading.read_policy_source(path, map_location="cpu")
         agent = loading.build_agent(blob, path, agent_cls=agent_cls, device=device)
