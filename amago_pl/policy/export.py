@@ -16,8 +16,14 @@ The exported file runs with PyTorch alone (no amago_pl, no gin, no gymnasium):
   ``meta["state"]`` and feed back what the previous call returned.
 
 ``meta`` is the JSON file ``amago_pl_policy.json`` stored inside the export (read it with
-``torch.jit.load(path, _extra_files={"amago_pl_policy.json": ""})``). Tracing records the graph for
-the ``num_envs`` it is given; export once per batch size you deploy with.
+``torch.jit.load(path, _extra_files={"amago_pl_policy.json": ""})``); ``meta["state"][i]["batch_dim"]``
+is the env axis of each state tensor.
+
+Batch size: the trace is recorded with at least 2 envs (traced with 1, the Transformer's graph
+keeps the size-1 batch as a constant) and then checked at two other batch sizes against the eager
+step; when they match to 1e-5, ``meta["dynamic_batch"]`` is true and the file serves any number of
+envs (size the zero state by ``batch_dim``). Otherwise the file is traced for ``num_envs`` exactly,
+``meta["dynamic_batch"]`` is false and a warning says so: export once per batch size then.
 
 Sequence models: the Transformer (KV cache, every attention kernel whose cached step is plain
 tensor code: ``FlashAttention`` via its CPU path, ``VanillaAttention``, sliding-window attention),
@@ -150,31 +156,26 @@ def export_torchscript(
     adapter = ActionAdapter(action_space) if action_space is not None else policy._format.adapter  # noqa: SLF001
     if action_space is not None:
         policy._check_spaces(policy.observation_space, action_space, what="the given action space")  # noqa: SLF001
-    memory = agent.init_hidden_state(num_envs, "cpu")
-    state = _flatten(memory, agent.traj_encoder)
     obs_keys = list(policy.observation_space.spaces)
-    module = ExportedStep(agent, adapter, obs_keys, memory).eval()
-    example = (
-        *_example_obs(policy.observation_space, num_envs),
-        torch.zeros(num_envs, dtype=torch.float32),
-        torch.ones(num_envs, dtype=torch.bool),
-        torch.zeros(num_envs, adapter.action_dim, dtype=torch.float32),
-        torch.zeros(num_envs, dtype=torch.int64),
-        *[torch.zeros_like(t) for t in state],
-    )
-    try:
-        # Lightning's own switch for its TorchScript paths: without it the tracer's attribute scan
-        # reads LightningModule.trainer, which raises outside a Trainer (lightning/pytorch/core/module.py).
-        with torch.no_grad(), warnings.catch_warnings(), _jit_is_scripting():
-            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-            traced = torch.jit.trace(module, example, check_trace=False)
-    except Exception as err:
-        raise ExportError(
-            f"tracing the step of {type(agent.traj_encoder).__name__} failed: {type(err).__name__}: {err}"
-        ) from err
+    memory_like = agent.init_hidden_state(num_envs, "cpu")
+    module = ExportedStep(agent, adapter, obs_keys, memory_like).eval()
+    batch_dims = _batch_dims(agent)
+    trace_n = max(2, num_envs)
+    traced = _trace(module, _example_inputs(policy, agent, adapter, trace_n))
+    dynamic = _same_at_other_sizes(traced, module, policy, agent, adapter, trace_n)
+    if not dynamic:
+        warnings.warn(
+            f"the exported step of {type(agent.traj_encoder).__name__} does not generalise across batch "
+            f"sizes; {path} serves exactly num_envs={num_envs} envs (export once per batch size).",
+            stacklevel=2,
+        )
+        if trace_n != num_envs:
+            traced = _trace(module, _example_inputs(policy, agent, adapter, num_envs))
+    state = _flatten(memory_like, agent.traj_encoder)
     meta = {
         "amago_pl_version": ckpt.amago_pl_version(),
         "num_envs": num_envs,
+        "dynamic_batch": dynamic,
         "obs_keys": obs_keys,
         "obs_shapes": [list(policy.observation_space[k].shape) for k in obs_keys],
         "action": {
@@ -183,12 +184,22 @@ def export_torchscript(
             "env_space": str(adapter.env_space),
         },
         "state": [
-            {"name": "prev_action_rep", "shape": [num_envs, adapter.action_dim], "dtype": "float32"},
-            {"name": "time_idx", "shape": [num_envs], "dtype": "int64"},
+            {
+                "name": "prev_action_rep",
+                "shape": [num_envs, adapter.action_dim],
+                "dtype": "float32",
+                "batch_dim": 0,
+            },
+            {"name": "time_idx", "shape": [num_envs], "dtype": "int64", "batch_dim": 0},
         ]
         + [
-            {"name": f"memory_{i}", "shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")}
-            for i, t in enumerate(state)
+            {
+                "name": f"memory_{i}",
+                "shape": list(t.shape),
+                "dtype": str(t.dtype).replace("torch.", ""),
+                "batch_dim": dim,
+            }
+            for i, (t, dim) in enumerate(zip(state, batch_dims))
         ],
         "gammas": list(policy.gammas),
         "traj_encoder": type(agent.traj_encoder).__name__,
@@ -197,3 +208,82 @@ def export_torchscript(
     path.parent.mkdir(parents=True, exist_ok=True)
     traced.save(str(path), _extra_files={META_FILE: json.dumps(meta)})
     return path
+
+
+def _example_inputs(
+    policy: Policy, agent: nn.Module, adapter: ActionAdapter, n: int
+) -> tuple[torch.Tensor, ...]:
+    """Inputs of a first step for ``n`` envs (every env starts an episode, zero state)."""
+    state = _flatten(agent.init_hidden_state(n, "cpu"), agent.traj_encoder)
+    return (
+        *_example_obs(policy.observation_space, n),
+        torch.zeros(n, dtype=torch.float32),  # reward (n,)
+        torch.ones(n, dtype=torch.bool),  # new_episode (n,)
+        torch.zeros(n, adapter.action_dim, dtype=torch.float32),  # prev_action_rep (n, A)
+        torch.zeros(n, dtype=torch.int64),  # time_idx (n,)
+        *[torch.zeros_like(t) for t in state],
+    )
+
+
+def _batch_dims(agent: nn.Module) -> list[int]:
+    """The env axis of each memory tensor: the one axis whose size follows the number of envs."""
+    two = _flatten(agent.init_hidden_state(2, "cpu"), agent.traj_encoder)
+    three = _flatten(agent.init_hidden_state(3, "cpu"), agent.traj_encoder)
+    dims = []
+    for a, b in zip(two, three):
+        differ = [i for i, (x, y) in enumerate(zip(a.shape, b.shape)) if x != y]
+        if len(differ) != 1:
+            raise ExportError(
+                f"{type(agent.traj_encoder).__name__}'s memory tensor of shape {tuple(a.shape)} has no single "
+                "env axis; the export cannot size its state for other batch sizes."
+            )
+        dims.append(differ[0])
+    return dims
+
+
+def _trace(module: ExportedStep, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
+    try:
+        # Lightning's own switch for its TorchScript paths: without it the tracer's attribute scan
+        # reads LightningModule.trainer, which raises outside a Trainer (lightning/pytorch/core/module.py).
+        with torch.no_grad(), warnings.catch_warnings(), _jit_is_scripting():
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+            return torch.jit.trace(module, example, check_trace=False)
+    except Exception as err:
+        encoder = type(module.agent.traj_encoder).__name__
+        raise ExportError(f"tracing the step of {encoder} failed: {type(err).__name__}: {err}") from err
+
+
+def _same_at_other_sizes(
+    traced: torch.jit.ScriptModule,
+    module: ExportedStep,
+    policy: Policy,
+    agent: nn.Module,
+    adapter: ActionAdapter,
+    trace_n: int,
+    steps: int = 3,
+) -> bool:
+    """True when the trace equals the eager step (1e-5) for 1 and ``trace_n + 1`` envs over a few
+    steps with one env starting a new episode midway (a trace can keep a traced size as a constant)."""
+    k = len(policy.observation_space.spaces)
+    for n in (1, trace_n + 1):
+        generator = torch.Generator().manual_seed(n)
+        inputs = list(_example_inputs(policy, agent, adapter, n))
+        eager_state = traced_state = inputs[k + 2 :]
+        for t in range(steps):
+            obs = [x + 0.1 * torch.randn(x.shape, generator=generator).to(x.dtype) for x in inputs[:k]]
+            reward = torch.randn(n, generator=generator)
+            new_episode = torch.ones(n, dtype=torch.bool) if t == 0 else torch.arange(n) == (t % n)
+            try:
+                with torch.no_grad():
+                    want = module(*obs, reward, new_episode, *eager_state)
+                    got = traced(*obs, reward, new_episode, *traced_state)
+            except RuntimeError:
+                return False
+            same = len(want) == len(got) and all(
+                w.shape == g.shape and torch.allclose(w.double(), g.double(), atol=1e-5, rtol=0)
+                for w, g in zip(want, got)
+            )
+            if not same:
+                return False
+            eager_state, traced_state = list(want[1:]), list(got[1:])
+    return True

@@ -2,7 +2,7 @@
 
 The export is loaded in a subprocess where ``import amago_pl`` fails and replays the observations,
 rewards and done flags of 3 episodes per env (with resets) that ``Policy.act(deterministic=True)``
-saw; its actions must match to 1e-5, for the default Transformer (KV cache, episodes longer than
+saw, with another number of envs than it was traced for; its actions must match to 1e-5, for the default Transformer (KV cache, episodes longer than
 max_seq_len) and for the GRU.
 """
 
@@ -20,7 +20,14 @@ import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from amago_pl import Policy
-from amago_pl.policy.export import META_FILE, export_torchscript
+from amago_pl.policy.export import (
+    META_FILE,
+    ExportedStep,
+    _example_inputs,
+    _same_at_other_sizes,
+    _trace,
+    export_torchscript,
+)
 from tests.integration.cli_support import subprocess_env
 from tests.integration.policy_support import MAX_SEQ_LEN, raw_env, tiny_agent
 
@@ -44,8 +51,15 @@ REPLAY = textwrap.dedent(
     step = torch.jit.load(export, _extra_files=extra)
     meta = json.loads(extra["META_FILE"])
     d = np.load(data)
-    state = [torch.zeros(s["shape"], dtype=getattr(torch, s["dtype"])) for s in meta["state"]]
-    new_episode = torch.ones(meta["num_envs"], dtype=torch.bool)
+    assert meta["dynamic_batch"], meta
+    n = d["reward"].shape[1]  # replayed with another number of envs than the export was traced for
+    assert n != meta["num_envs"]
+    state = []
+    for s in meta["state"]:
+        shape = list(s["shape"])
+        shape[s["batch_dim"]] = n
+        state.append(torch.zeros(shape, dtype=getattr(torch, s["dtype"])))
+    new_episode = torch.ones(n, dtype=torch.bool)
     actions = []
     for t in range(len(d["reward"])):
         obs = [torch.as_tensor(d["obs_" + k][t]) for k in meta["obs_keys"]]
@@ -94,7 +108,8 @@ def test_export_matches_policy_without_amago_pl(tmp_path, name, traj):
     assert len(data["reward"]) > EPISODES * (MAX_SEQ_LEN + 1)  # episodes longer than the context
     np.savez(tmp_path / "data.npz", **data)
     envs_space = raw_env(name).action_space
-    export = export_torchscript(policy, tmp_path / "step.ts", num_envs=N_ENVS, action_space=envs_space)
+    # Traced for another batch size than replayed: the file serves any number of envs.
+    export = export_torchscript(policy, tmp_path / "step.ts", num_envs=N_ENVS + 1, action_space=envs_space)
     script = tmp_path / "replay.py"
     script.write_text(REPLAY)
     out = tmp_path / "actions.npy"
@@ -126,7 +141,20 @@ def test_export_metadata_names_the_state(tmp_path):
         "memory_2",
     ]
     assert meta["state"][2]["shape"][1] == 3  # KV keys (layers, N, heads, slots, head width)
-    assert meta["traj_encoder"] == "TformerTrajEncoder"
+    assert [s["batch_dim"] for s in meta["state"]] == [0, 0, 1, 1, 0]
+    assert meta["traj_encoder"] == "TformerTrajEncoder" and meta["dynamic_batch"] is True
+
+
+def test_batch_size_check_catches_a_trace_that_keeps_its_size():
+    """Traced with 1 env, the Transformer's graph keeps the size-1 batch as a constant: the check
+    export_torchscript runs (and the reason it traces with at least 2 envs) must see that."""
+    policy = Policy.from_agent(tiny_agent("cartpole", "transformer"))
+    agent, adapter = policy.agent, policy._format.adapter  # noqa: SLF001
+    module = ExportedStep(agent, adapter, ["observation"], agent.init_hidden_state(1, "cpu")).eval()
+    at_one = _trace(module, _example_inputs(policy, agent, adapter, 1))
+    assert not _same_at_other_sizes(at_one, module, policy, agent, adapter, trace_n=1)
+    at_two = _trace(module, _example_inputs(policy, agent, adapter, 2))
+    assert _same_at_other_sizes(at_two, module, policy, agent, adapter, trace_n=2)
 
 
 def test_gin_untouched_and_two_sizes_in_one_process(tmp_path):
