@@ -90,8 +90,13 @@ class MetricTracker(pl.Callback):
         self.curve.append(row)
         if os.environ.get("AMAGO_LEARNING_PROGRESS"):
             print(f"[{self.task.name}] " + " ".join(f"{k}={v:.3g}" for k, v in row.items()), flush=True)
-        if self.stop_at is not None and row[self.task.metric_name] >= self.stop_at:
-            trainer.should_stop = True
+        if self.stop_at is not None:
+            # The mean of the last ``stop_window`` validations: with a window of 2 a policy must
+            # hold up on two validations in a row (twice the episodes, two sets of weights), so a
+            # single lucky look no longer ends the run.
+            recent = [r[self.task.metric_name] for r in self.curve[-self.task.stop_window :]]
+            if len(recent) == self.task.stop_window and sum(recent) / len(recent) >= self.stop_at:
+                trainer.should_stop = True
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.max_wall_s is not None and time.perf_counter() - self.t0 >= self.max_wall_s:

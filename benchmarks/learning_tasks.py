@@ -120,6 +120,7 @@ class Task:
     metric_name: str = "return"
     threshold: float = 0.0  # the test asserts metric >= threshold
     stop_at: float | None = None  # test budget: stop early once val metric >= stop_at (default threshold)
+    stop_window: int = 1  # ... averaged over this many consecutive validations
     extra_metrics: dict[str, Callable[[list[EpisodeStat]], float]] = field(default_factory=dict)
     experiment: dict[str, Any] = field(default_factory=dict)  # extra Experiment kwargs
     parallel_actors: int = 8
