@@ -84,6 +84,10 @@ def test_a_name_that_is_no_agent_is_refused(tmp_path):
     torch.save(blob, path)
     with pytest.raises(PolicyLoadError, match="not an Agent subclass"):
         Policy.from_checkpoint(path)
+    blob[AGENT_CLASS_KEY] = "os.system"  # a crafted name: refused, never imported or called
+    torch.save(blob, path)
+    with pytest.raises(PolicyLoadError, match="'os.system', which is not registered"):
+        Policy.from_checkpoint(path)
     blob[AGENT_CLASS_KEY] = ["agent"]
     torch.save(blob, path)
     with pytest.raises(PolicyLoadError, match="should be a class name"):
