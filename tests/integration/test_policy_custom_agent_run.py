@@ -5,8 +5,9 @@ As a user would: ``python train.py`` trains a tiny T-Maze run whose agent is ``M
 subclass of ``MultiTaskAgent`` registered with ``@register_agent("my_multitask")`` in the user's
 module ``my_agents.py``; then ``python deploy.py`` (another process) loads the run's ``last.ckpt`` and
 ``latest/policy.pt``. Before the class is imported the load fails naming it and the fix; after, both
-files rebuild ``MyMultiTask`` (the previous loader tried ``Agent`` then the registered agents in
-name order, and rebuilt the weight-identical ``MultiTaskAgent`` instead).
+files rebuild ``MyMultiTask``. The previous loader tried ``Agent`` first, which accepts this run's
+hyperparameters and weights, so it silently rebuilt a plain ``Agent`` (checked by hand on this
+run's ``last.ckpt`` with the class key removed).
 """
 
 from __future__ import annotations
