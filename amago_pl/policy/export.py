@@ -25,10 +25,10 @@ step; when they match to 1e-5, ``meta["dynamic_batch"]`` is true and the file se
 envs (size the zero state by ``batch_dim``). Otherwise the file is traced for ``num_envs`` exactly,
 ``meta["dynamic_batch"]`` is false and a warning says so: export once per batch size then.
 
-Sequence models: the Transformer (KV cache, every attention kernel whose cached step is plain
-tensor code: ``FlashAttention`` via its CPU path, ``VanillaAttention``, sliding-window attention),
-the GRU, and the memory-free FF and identity encoders export. Mamba (``mamba_ssm``, CUDA kernels)
-does not.
+Sequence models that export (tests/integration/test_policy_export.py matches each to ``Policy.act``):
+the Transformer with its KV cache (``FlashAttention`` via its CPU path, ``VanillaAttention``,
+``SlidingWindowFlexAttention``), the GRU, and the memory-free FF and identity encoders. Mamba
+(``mamba_ssm``, CUDA kernels) does not.
 """
 
 from __future__ import annotations

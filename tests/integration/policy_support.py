@@ -12,7 +12,7 @@ import torch
 
 from amago_pl.envs import AMAGOEnv
 from amago_pl.modules.agent import Agent
-from amago_pl.nets.traj_encoders import GRUTrajEncoder, TformerTrajEncoder
+from amago_pl.nets.traj_encoders import FFTrajEncoder, GRUTrajEncoder, IdentityTrajEncoder, TformerTrajEncoder
 from amago_pl.nets.tstep_encoders import FFTstepEncoder
 
 MAX_SEQ_LEN = 4  # every test episode is longer than this
@@ -52,9 +52,17 @@ def recorded_factories(name: str, logs: list[list[Any]], amago: bool) -> list[Ca
 
 
 def tiny_agent(
-    name: str, traj: str = "transformer", d_model: int = 32, n_layers: int = 2, seed: int = 0
+    name: str,
+    traj: str = "transformer",
+    d_model: int = 32,
+    n_layers: int = 2,
+    seed: int = 0,
+    attention: type | None = None,
 ) -> Agent:
-    """An untrained agent for env ``name`` built under the process's (test-cleared) gin config."""
+    """An untrained agent for env ``name`` built under the process's (test-cleared) gin config.
+
+    ``traj``: "transformer", "gru", "ff" or "identity"; ``attention``: the Transformer's
+    ``attention_type`` (default: its own, ``FlashAttention``)."""
     bindings = {
         "FFTstepEncoder.d_hidden": 32,
         "FFTstepEncoder.d_output": 16,
@@ -67,15 +75,19 @@ def tiny_agent(
         "GRUTrajEncoder.d_hidden": d_model,
         "GRUTrajEncoder.d_output": d_model,
         "GRUTrajEncoder.n_layers": n_layers,
+        "FFTrajEncoder.d_model": d_model,
         "Actor.d_hidden": 32,
         "NCritics.d_hidden": 32,
     }
+    if attention is not None:
+        bindings["TformerTrajEncoder.attention_type"] = attention
     with gin.unlock_config():
         for key, value in bindings.items():
             gin.bind_parameter(key, value)
     env = AMAGOEnv(raw_env(name))
     torch.manual_seed(seed)
-    encoder = {"transformer": TformerTrajEncoder, "gru": GRUTrajEncoder}[traj]
+    encoders = {"transformer": TformerTrajEncoder, "gru": GRUTrajEncoder, "ff": FFTrajEncoder}
+    encoder = {**encoders, "identity": IdentityTrajEncoder}[traj]
     agent = Agent(
         env.observation_space, env.rl2_space, env.action_space, MAX_SEQ_LEN, FFTstepEncoder, encoder
     )

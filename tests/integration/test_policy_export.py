@@ -3,7 +3,8 @@
 The export is loaded in a subprocess where ``import amago_pl`` fails and replays the observations,
 rewards and done flags of 3 episodes per env (with resets) that ``Policy.act(deterministic=True)``
 saw, with another number of envs than it was traced for; its actions must match to 1e-5, for the default Transformer (KV cache, episodes longer than
-max_seq_len) and for the GRU.
+max_seq_len) and for the GRU. The other sequence models that export (FF, identity, the Transformer
+with plain and sliding-window attention) are replayed in the test process.
 """
 
 from __future__ import annotations
@@ -174,3 +175,59 @@ def test_gin_untouched_and_two_sizes_in_one_process(tmp_path):
     for p in (p_small, p_large):
         p.reset(2)
         assert p.act(obs, deterministic=True).shape == (2,)
+
+
+def replay_in_process(export, data: dict[str, np.ndarray]) -> np.ndarray:
+    """REPLAY's loop (above) in this process: the export's actions for the recorded inputs."""
+    extra = {META_FILE: ""}
+    step = torch.jit.load(str(export), _extra_files=extra)
+    meta = json.loads(extra[META_FILE])
+    assert meta["dynamic_batch"], meta
+    n = data["reward"].shape[1]
+    state = []
+    for s in meta["state"]:
+        shape = list(s["shape"])
+        shape[s["batch_dim"]] = n
+        state.append(torch.zeros(shape, dtype=getattr(torch, s["dtype"])))
+    new_episode, actions = torch.ones(n, dtype=torch.bool), []
+    for t in range(len(data["reward"])):
+        obs = [torch.as_tensor(data["obs_" + k][t]) for k in meta["obs_keys"]]
+        with torch.no_grad():
+            outputs = step(*obs, torch.as_tensor(data["reward"][t]), new_episode, *state)
+        actions.append(outputs[0].numpy())
+        state = list(outputs[1:])
+        new_episode = torch.as_tensor(data["ended"][t])
+    return np.stack(actions)
+
+
+@pytest.mark.parametrize(
+    ("name", "traj", "attention"),
+    [
+        ("pendulum", "ff", None),
+        ("pendulum", "identity", None),
+        ("cartpole", "transformer", "VanillaAttention"),
+        ("pendulum", "transformer", "SlidingWindowFlexAttention"),
+    ],
+)
+def test_other_sequence_models_export(tmp_path, name, traj, attention):
+    """The sequence models docs/policy.md lists as exporting besides the default Transformer and the
+    GRU: the memory-free FF and identity encoders, and the Transformer with plain attention and with
+    a sliding window shorter than max_seq_len (its KV cache is a smaller ring). The export, traced for
+    another number of envs, matches ``Policy.act(deterministic=True)`` to 1e-5 over 3 episodes per env."""
+    from amago_pl.nets import attention as attention_kernels
+
+    kernel = None if attention is None else getattr(attention_kernels, attention)
+    if attention == "SlidingWindowFlexAttention":
+        gin.bind_parameter("SlidingWindowFlexAttention.window_size", MAX_SEQ_LEN // 2)
+    policy = Policy.from_agent(tiny_agent(name, traj, attention=kernel))
+    if kernel is not None:
+        assert type(policy.agent.traj_encoder.transformer.layers[0].attention) is kernel
+    data = record_episodes(policy, name)
+    assert len(data["reward"]) > EPISODES * (MAX_SEQ_LEN + 1)
+    export = export_torchscript(
+        policy, tmp_path / "step.ts", num_envs=N_ENVS + 1, action_space=raw_env(name).action_space
+    )
+    replayed = replay_in_process(export, data)
+    assert replayed.shape == data["action"].shape
+    np.testing.assert_allclose(replayed, data["action"], atol=1e-5, rtol=0)
+    assert len(np.unique(data["action"])) > 1
