@@ -164,7 +164,8 @@ class Policy:
             action_space: the env's own (single) action space, when no ``env`` is given (default: the
                 policy's space, i.e. Discrete indices, Box in [-1, 1]).
             autoreset_mode: ``NEXT_STEP`` (gymnasium's default), ``SAME_STEP`` or ``DISABLED``
-                (treated as ``NEXT_STEP``: the call after ``done`` starts the new episode).
+                (treated as ``NEXT_STEP``: the call after ``done`` starts the new episode; where you
+                reset envs yourself, pass ``act(..., episode_start=...)``).
         """
         single = False
         adapter = ActionAdapter(self.action_space)
@@ -200,6 +201,7 @@ class Policy:
         *,
         deterministic: bool = False,
         return_details: bool = False,
+        episode_start: Any = None,
     ) -> Any:
         """Actions for what the envs just returned.
 
@@ -207,8 +209,14 @@ class Policy:
             obs: a batch of observations (``(N, ...)`` arrays or a dict of them; unbatched for a
                 single env given to ``reset``).
             reward, done, truncated: the envs' last reward, ``terminated`` and ``truncated`` flags
-                (after ``env.reset``: None, i.e. reward 0 and not done).
+                (after ``env.reset``: None, i.e. reward 0 and not done). None does not by itself
+                start a new episode: the policy only knows an episode ended from these flags.
             deterministic: the distribution's mode/mean instead of a sample.
+            episode_start: True (or ``(N,)`` bools) where ``obs`` is the first observation of an
+                episode the policy was not told ended, e.g. after your own ``env.reset()`` of a
+                single env whose loop stopped at ``terminated`` (Stable-Baselines3's
+                ``episode_start``; the exported step's ``new_episode``). Those envs start over
+                as after ``reset``; the first call after ``reset`` needs no flag.
             return_details: also return a :class:`PolicyDetails` (probabilities or mean/std of the
                 acting head, values per gamma).
 
@@ -222,6 +230,7 @@ class Policy:
         obs = self._obs_dict(obs)
         ended = self._flags(done) | self._flags(truncated)  # (N,)
         starts = self._starts | ended if self.autoreset_mode == AutoresetMode.SAME_STEP else self._starts
+        starts = starts | self._flags(episode_start)  # (N,) the caller's own resets
         rewards = np.zeros(n, dtype=np.float32) if reward is None else self._batch(reward, np.float32)
         self._memory = forget(self.agent, self._memory, starts)
         self._time = np.where(starts, 0, self._time + 1)

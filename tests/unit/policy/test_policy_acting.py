@@ -52,6 +52,36 @@ def test_single_env_and_memory_reset():
     env.close()
 
 
+def test_episode_start_after_the_callers_own_reset():
+    """A single env's usual loop stops at ``terminated`` and calls ``env.reset()`` itself, so the
+    policy never sees the end: without ``episode_start`` the next episode would continue the old
+    memory (its time index keeps counting); with it, the first step equals a fresh policy's."""
+    env = gym.make("CartPole-v1", max_episode_steps=10)
+    policy = Policy.from_agent(tiny_agent("cartpole", "gru"))
+    policy.reset(env=env)
+    firsts = []
+    for flag in (None, None, True):
+        obs, _ = env.reset(seed=0)
+        action, details = policy.act(obs, deterministic=True, return_details=True, episode_start=flag)
+        firsts.append((policy._time.tolist(), details.values))
+        terminated = truncated = False
+        while not (terminated or truncated):
+            obs, reward, terminated, truncated, _ = env.step(action)
+            action = policy.act(obs, reward, deterministic=True)
+    assert firsts[0][0] == [0] and firsts[1][0][0] > 5  # no flag: the old episode's memory goes on
+    assert not np.allclose(firsts[1][1], firsts[0][1], atol=1e-4)
+    assert firsts[2][0] == [0]  # episode_start=True: a new episode, as after policy.reset
+    np.testing.assert_allclose(firsts[2][1], firsts[0][1], atol=1e-6)
+    # Vector form: only the flagged env starts over.
+    policy.reset(2)
+    obs = np.ones((2, 4), np.float32)
+    for _ in range(3):
+        policy.act(obs, np.ones(2), deterministic=True)
+    policy.act(obs, np.ones(2), deterministic=True, episode_start=np.array([False, True]))
+    assert policy._time.tolist() == [3, 0]
+    env.close()
+
+
 def test_evaluate_policy_counts_episodes():
     policy = Policy.from_agent(tiny_agent("cartpole"))
     result = evaluate_policy(
