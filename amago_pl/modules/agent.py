@@ -384,6 +384,16 @@ class Agent(pl.LightningModule):
         steps, stepped every optimizer step (``update.build_optimizer``)."""
         return update.build_optimizer(self)
 
+    def to_torchscript(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused with the export to use: Lightning's version scripts the training forward (whole
+        sequences, no memory inputs) and failed inside InputNorm with TorchScript's own error."""
+        raise NotImplementedError(
+            "Agent.to_torchscript is not a deployment path for an agent with memory. Export the acting "
+            "step, with its KV cache or RNN state as explicit inputs and outputs: from amago_pl.policy.export "
+            "import export_torchscript; export_torchscript(Policy.from_agent(agent), 'step.ts', num_envs=N) "
+            "(docs/policy.md, 'Export')."
+        )
+
     # ---------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         ckpt.save_agent_keys(checkpoint, self.skipped_steps, type(self))

@@ -93,3 +93,10 @@ def test_pickled_file_refused(tmp_path):
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         Policy.from_checkpoint("/nonexistent/policy.pt")
+
+
+def test_lightning_to_torchscript_points_to_the_policy_export():
+    """Lightning's ``to_torchscript`` scripts the training forward (no memory inputs) and failed with
+    TorchScript's compile error from inside InputNorm; the agent names the export to use instead."""
+    with pytest.raises(NotImplementedError, match=r"export_torchscript\(Policy.from_agent\(agent\)"):
+        tiny_agent("cartpole").to_torchscript()
