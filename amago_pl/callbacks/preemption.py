@@ -48,7 +48,10 @@ class PreemptionCheckpoint(pl.Callback):
         # collective inside save_checkpoint (a barrier) is reached by all of them.
         path = self.ckpt_dir / "last.ckpt"
         try:
-            trainer.save_checkpoint(path)
+            # weights_only=False: the full training state, said explicitly, else Lightning logs
+            # "`weights_only` was not set, defaulting to `False`" (checkpoint_connector.py, 2.6), which
+            # reads like an unsafe load in the preemption message's place.
+            trainer.save_checkpoint(path, weights_only=False)
         except Exception as err:  # the exit status below must still say "preempted"
             log.error("SIGTERM: could not write %s (%s); resume from the previous checkpoint", path, err)
         else:

@@ -49,6 +49,7 @@ def test_sigterm_in_an_experiment_script_saves_exits_143_and_resumes_exactly(tmp
     out = _script(stopped, "3", "--sigterm-at-step", "4")  # mid-epoch 1 (3 batches per epoch)
     assert out.returncode == EXIT_STATUS == 143, out.stderr[-3000:]
     assert "SIGTERM received: saved" in out.stderr
+    assert "`weights_only` was not set" not in out.stderr  # Lightning's note on a full save
     last = stopped / "run" / "ckpts" / "last.ckpt"
     assert _counters(last)["global_step"] == 4
     out = _script(stopped, "3", "--resume")
@@ -74,6 +75,7 @@ def test_sigterm_from_the_cli_saves_and_exits_143(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == EXIT_STATUS, err[-3000:]
     assert "SIGTERM received: saved" in err
+    assert "`weights_only` was not set" not in err
     stopped = _counters(ckpt_dir / "last.ckpt")
     assert stopped["global_step"] >= 2 * 2  # at least epochs 0 and 1
     # Resumed to the end of the next epoch: every counter continues from the saved batch.
