@@ -205,7 +205,7 @@ def replay_in_process(export, data: dict[str, np.ndarray]) -> np.ndarray:
     [
         ("pendulum", "ff", None),
         ("pendulum", "identity", None),
-        ("cartpole", "transformer", "VanillaAttention"),
+        ("pendulum", "transformer", "VanillaAttention"),
         ("pendulum", "transformer", "SlidingWindowFlexAttention"),
     ],
 )
