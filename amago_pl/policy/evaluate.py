@@ -68,7 +68,8 @@ def evaluate_policy(
     Args:
         policy: a :class:`Policy`; its memory is reset first.
         make_env: builds one gymnasium env (``num_envs`` of them are stepped as a ``SyncVectorEnv``)
-            or one ``VectorEnv`` (used as it is; ``num_envs`` is then its own).
+            or one ``VectorEnv`` (used as it is; ``num_envs`` is then its own; any autoreset mode:
+            with ``DISABLED`` ended envs are reset here through ``reset_mask``).
         n_episodes: episodes to finish in total.
         num_envs: parallel envs.
         deterministic: act with the distribution's mode/mean (SB3's default) or sample.
@@ -95,9 +96,16 @@ def evaluate_policy(
         # NEXT_STEP: the step after an episode's end only resets that env (no reward, not counted).
         resetting = np.zeros(n, dtype=bool)
         same_step = policy.autoreset_mode == AutoresetMode.SAME_STEP
+        # DISABLED: the env never resets itself (stepping an ended env fails inside gymnasium), so
+        # ended envs are reset here with gymnasium's reset_mask and the policy told where episodes start.
+        disabled = policy.autoreset_mode == AutoresetMode.DISABLED
+        starts = None
         steps = 0
         while quota.any() and (max_steps is None or steps < max_steps):
-            actions = policy.act(obs, reward, terminated, truncated, deterministic=deterministic)
+            if disabled:
+                actions = policy.act(obs, reward, deterministic=deterministic, episode_start=starts)
+            else:
+                actions = policy.act(obs, reward, terminated, truncated, deterministic=deterministic)
             obs, reward, terminated, truncated, _ = envs.step(actions)
             steps += 1
             counted = ~resetting
@@ -110,7 +118,11 @@ def evaluate_policy(
                     result.returns.append(float(running[i]))
                     result.lengths.append(int(length[i]))
                 running[i], length[i] = 0.0, 0
-            resetting = ended if not same_step else np.zeros(n, dtype=bool)
+            resetting = ended if not (same_step or disabled) else np.zeros(n, dtype=bool)
+            if disabled:
+                starts = np.asarray(terminated) | np.asarray(truncated)  # (N,)
+                if starts.any():
+                    obs, _ = envs.reset(options={"reset_mask": starts})
     finally:
         envs.close()
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from amago_pl import Policy, evaluate_policy
 from tests.integration.policy_support import raw_env, tiny_agent
@@ -96,3 +97,27 @@ def test_evaluate_policy_counts_episodes():
         policy, lambda: gym.make("CartPole-v1", max_episode_steps=40), 5, num_envs=2, seed=1
     )
     assert again.returns == result.returns  # seeded envs + deterministic actions
+
+
+def test_evaluate_policy_in_every_autoreset_mode():
+    """A VectorEnv from ``make_env`` in any autoreset mode gives the same episodes (seeded envs,
+    deterministic actions); with DISABLED, gymnasium failed with a bare AssertionError when an ended
+    env was stepped, now evaluate_policy resets ended envs itself."""
+    policy = Policy.from_agent(tiny_agent("cartpole", "gru"))
+
+    def run(mode: AutoresetMode):
+        def make():
+            return SyncVectorEnv(
+                [lambda: gym.make("CartPole-v1", max_episode_steps=15)] * 2, autoreset_mode=mode
+            )
+
+        return evaluate_policy(policy, make, 6, seed=3, max_steps=500)
+
+    results = {mode: run(mode) for mode in AutoresetMode}
+    base = results[AutoresetMode.NEXT_STEP]
+    assert len(base.returns) == 6 and len(set(base.lengths)) > 1
+    for mode, result in results.items():
+        assert (sorted(result.returns), sorted(result.lengths)) == (
+            sorted(base.returns),
+            sorted(base.lengths),
+        ), mode
