@@ -171,9 +171,10 @@ def checked_gin_text(config: str, source: Any = "the checkpoint") -> str:
     is not a binding of a configurable registered in this process.
 
     ``import m`` lines pass only when ``m`` is already imported here (then they do nothing), and are
-    blanked; ``include`` lines, references (``@name``) to unknown configurables and bindings of
-    unknown configurables named by a module path outside amago_pl (``os.system.command``) are
-    refused: binding a config must not run code named by a file. Other unknown bindings (short
+    blanked; ``include`` lines, references (``@name``) to unknown configurables, calls (``@name()``)
+    of configurables outside the model's code and bindings of unknown configurables named by a
+    module path outside amago_pl (``os.system.command``) are refused: binding a config must not run
+    code named by a file. Other unknown bindings (short
     names, amago_pl paths of modules not imported here) configure nothing in this process: skipped.
     """
     from gin import config_parser
@@ -207,6 +208,11 @@ def checked_gin_text(config: str, source: Any = "the checkpoint") -> str:
                 lines[st.location.line_num - 1] = "\n"
             for ref in _references(st.value):
                 problems.append(f"{where} refers to @{ref}, which is not a registered configurable")
+            for ref in _calls_outside_model(st.value):
+                problems.append(
+                    f"{where} calls @{ref}(), which is not part of the model: only the model's own "
+                    "configurables (amago_pl.nets, amago_pl.modules) may be called while it is built"
+                )
     if problems:
         raise UnsafeGinConfigError(_unsafe_gin_message(source, problems))
     if skipped:
@@ -233,6 +239,25 @@ def _references(value: Any) -> list[str]:
         return [r for v in value for r in _references(v)]
     if isinstance(value, dict):
         return [r for v in list(value.keys()) + list(value.values()) for r in _references(v)]
+    return []
+
+
+_MODEL_CODE = ("amago_pl.nets.", "amago_pl.modules.")
+
+
+def _calls_outside_model(value: Any) -> list[str]:
+    """Registered configurables that evaluated references (``@name()``) in a parsed binding value
+    would call, outside the model's code. gin calls them while the agent is built, with arguments
+    the file binds: an env factory's env id of the form ``module:Env`` makes gymnasium import that
+    module (https://gymnasium.farama.org/api/registry/#gymnasium.make), and ``@gin.singleton()`` calls
+    any constructor. Plain references (``@name``) only pass the object, as the model's keywords do."""
+    if isinstance(value, gin.config.ConfigurableReference):
+        selector = value.configurable.selector
+        return [selector] if value.evaluate and not selector.startswith(_MODEL_CODE) else []
+    if isinstance(value, (list, tuple)):
+        return [r for v in value for r in _calls_outside_model(v)]
+    if isinstance(value, dict):
+        return [r for v in list(value.keys()) + list(value.values()) for r in _calls_outside_model(v)]
     return []
 
 

@@ -43,6 +43,7 @@ def _experiment(root: Path):
 
 def loaders(good: Path, work: Path) -> dict[str, Callable[[Path], object]]:
     """name -> a function that loads the checkpoint at its argument."""
+    import amago_pl.envs.builtin.minigrid_envs  # noqa: F401 - registered, as in the CLI's process
     from amago_pl.modules import checkpoint as ckpt
     from amago_pl.modules.agent import Agent
     from amago_pl.run.build import load_weights_only

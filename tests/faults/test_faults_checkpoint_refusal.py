@@ -1,9 +1,10 @@
 """Checkpoints never run code (issue 21, item 5): crafted files are refused by every load path.
 
-From a real checkpoint, five crafted files: a pickle payload whose ``__reduce__`` would create a
+From a real checkpoint, six crafted files: a pickle payload whose ``__reduce__`` would create a
 marker file, a hyperparameter naming ``os.system``, one naming an unregistered class, a stored gin
-config with an ``import`` line (of a module that would create a marker when imported) and one
-binding and referring to ``os.system``. Each goes through every loader of
+config with an ``import`` line (of a module that would create a marker when imported), one
+binding and referring to ``os.system``, and one calling a registered env factory with an env id
+that makes gymnasium import that module. Each goes through every loader of
 ``tests/faults/checkpoint_loaders.py`` (one list: a new loader is one more entry there) in a fresh
 process, and through ``amago-pl fit --ckpt_path``; no marker appears and every error names the
 problem.
@@ -26,6 +27,9 @@ from tests.integration.cli_support import REPO, cli_command, subprocess_env, wri
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent
 
+# A registered env factory (the CLI's process imports it): gymnasium imports the module of an env
+# id written 'module:Env', so a stored gin config calling it would import a module the file names.
+MINIGRID = "amago_pl.envs.builtin.minigrid_envs.MiniGridAMAGO"
 # name of the crafted file -> text every refusal of it must contain
 EXPECTED = {
     "pickle_payload": "holds pickled Python objects",
@@ -33,6 +37,7 @@ EXPECTED = {
     "hparam_unregistered": "'evil_pkg.Backdoor', which is not a registered class",
     "gin_import": "imports evil_gin_module, which this process has not imported",
     "gin_os_system": "binds os.system, which is not a registered configurable",
+    "gin_call": f"calls @{MINIGRID}(), which is not part of the model",
 }
 
 
@@ -66,6 +71,12 @@ def craft(good: Path, out: Path, markers: Path) -> None:
         base[GIN_KEY] + f"\nos.system.command = 'touch {markers / 'gin'}'\nActor.d_hidden = @os.system\n"
     )
     save("gin_os_system", {**base, GIN_KEY: crafted_gin})
+    # Imports evil_gin_module (it would create the 'gin_import' marker) through gym.make's 'module:Env'.
+    calling = (
+        base[GIN_KEY]
+        + f"\n{MINIGRID}.env_id = 'evil_gin_module:Nothing-v0'\nActor.d_hidden = @{MINIGRID}()\n"
+    )
+    save("gin_call", {**base, GIN_KEY: calling})
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +124,7 @@ def test_every_loader_refuses_every_crafted_file(crafted) -> None:
     assert "import the modules" in report["results"]["gin_import"]["Agent.load_from_checkpoint"]
 
 
-@pytest.mark.parametrize("name", ["pickle_payload", "gin_import"])
+@pytest.mark.parametrize("name", ["pickle_payload", "gin_import", "gin_call"])
 def test_amago_pl_fit_refuses_a_crafted_ckpt_path(crafted, name: str, tmp_path: Path) -> None:
     root, markers, _, _ = crafted
     yaml_path, gin_path = write_configs(tmp_path, epochs=2, batches=2)
