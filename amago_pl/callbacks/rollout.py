@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from amago_pl.callbacks.interact import RolloutState, fresh_state, interact, summarize_episodes
 from amago_pl.callbacks.metric_axes import TOTAL_FRAMES, define_env_step_axis, log_env_step_series
-from amago_pl.callbacks.seeding import next_launch, rollout_seed, seed_global_rngs
+from amago_pl.callbacks.seeding import fresh_launch, next_launch, rollout_seed, seed_global_rngs
 from amago_pl.datamodules.data_wait import sleep_and_refresh, trains_in_epoch, wait_for_data
 from amago_pl.envs import make_parallel_envs
 from amago_pl.envs.watchdog import DEFAULT_HANG_TIMEOUT
@@ -192,18 +192,17 @@ class RolloutCallback(pl.Callback):
         # epoch cannot tell a resume apart here (it read 0 and replayed the first launch's seeds:
         # issue 21 item 1). The restored callback state can: it is loaded before on_fit_start.
         resumed = self._restored is not None
-        extra = 0
-        if resumed:
-            self.launch, extra = self._number_launch(trainer)
+        self.launch, extra = self._number_launch(trainer, resumed)
         rank_seed = rollout_seed(self.seed, rank, 0, self.launch)
         if extra:  # the ledger was unusable: fresh entropy instead of a repeatable launch number
             rank_seed = rollout_seed(rank_seed, 0, extra)
         self.env_seed = rank_seed
-        if world_size > 1 or resumed:
+        if world_size > 1 or resumed or self.launch > 0:
             # Every rank seeded its global RNGs with the same run seed (and torch starts from one
             # fixed seed when nobody seeds it), so without this all ranks would sample the same
-            # actions and store near-identical data; a resumed launch would redraw the actions
-            # of the launch it resumes. A fresh single-process run keeps its seed_everything state.
+            # actions and store near-identical data; a resumed launch (or a fresh run reusing an
+            # earlier run's store) would redraw the actions of the launch before it. A fresh
+            # single-process run in a new store keeps its seed_everything state.
             seed_global_rngs(rank_seed)
         self.envs = make_parallel_envs(
             self.make_env,
@@ -350,18 +349,23 @@ class RolloutCallback(pl.Callback):
         self.launch = int(state_dict.get("launch", 0))  # the launch that wrote the checkpoint
         self._restored = state_dict  # exploration needs the envs' action space: applied in _build
 
-    def _number_launch(self, trainer: pl.Trainer) -> tuple[int, int]:
-        """This resumed launch's number and extra seed entropy (rank 0 decides, every rank agrees)."""
-        pair = (self.launch + 1, 0)
+    def _number_launch(self, trainer: pl.Trainer, resumed: bool) -> tuple[int, int]:
+        """This launch's number and extra seed entropy (rank 0 decides, every rank agrees)."""
+        pair = (self.launch + 1, 0) if resumed else (0, 0)
         if trainer.global_rank == 0:
             store = trainer.datamodule.save_new_trajs_to if trainer.datamodule is not None else None
-            if store is None:
-                pair = (self.launch + 1, 0)  # nothing is stored, so nothing can be duplicated
-            else:
-                pair = next_launch(self.launch, getattr(store, "path", None))
+            folder = getattr(store, "path", None) if store is not None else None
+            if resumed and store is not None:
+                pair = next_launch(self.launch, folder)
+            elif not resumed:
+                pair = fresh_launch(folder)  # 0 unless the store has seen an earlier run
+            # resumed without a store: nothing is stored, so nothing can be duplicated
         if trainer.world_size > 1:
             pair = tuple(trainer.strategy.broadcast(list(pair), src=0))
-        log.info("launch %d of this run (resumed)", pair[0])
+        if resumed or pair[0]:
+            log.info(
+                "launch %d of this run%s", pair[0], " (resumed)" if resumed else " (fresh, store reused)"
+            )
         return int(pair[0]), int(pair[1])
 
     def _apply_restored(self, rank: int) -> None:

@@ -74,13 +74,16 @@ class LaunchLedger:
     def __init__(self, folder: str | os.PathLike):
         self.path = Path(folder) / LEDGER_NAME
 
-    def largest(self) -> int:
+    def launches(self) -> list[int]:
+        """Every recorded launch number, in file order (empty when there is no ledger yet)."""
         try:
             lines = self.path.read_text().splitlines()
         except FileNotFoundError:
-            return 0
-        found = [int(line.split()[0]) for line in lines if line.split() and line.split()[0].isdigit()]
-        return max(found, default=0)
+            return []
+        return [int(line.split()[0]) for line in lines if line.split() and line.split()[0].isdigit()]
+
+    def largest(self) -> int:
+        return max(self.launches(), default=0)
 
     def record(self, launch: int, note: str = "") -> None:
         """Append ``launch`` (one short ``O_APPEND`` write: lines of concurrent writers do not mix)."""
@@ -116,6 +119,31 @@ def next_launch(checkpoint_launch: int, ledger_folder: str | os.PathLike | None)
             err,
         )
         return launch, draw_seed()
+    return launch, 0
+
+
+def fresh_launch(ledger_folder: str | os.PathLike | None) -> tuple[int, int]:
+    """The number of a fresh (not resumed) run's launch and any extra seed entropy.
+
+    0, the seed itself, when the store has seen no launch; a fresh run started again under the same
+    name with the same seed reuses the store (the original's behaviour), so it gets the next number
+    and does not write copies of the earlier run's episodes. The launch is recorded either way.
+    """
+    if ledger_folder is None:
+        return 0, 0
+    ledger = LaunchLedger(ledger_folder)
+    try:
+        seen = ledger.launches()
+        launch = max(seen) + 1 if seen else 0
+        ledger.record(launch, note="fresh run")
+    except OSError as err:
+        log.warning(
+            "could not read or write the launch ledger %s (%s); a fresh run under an earlier run's "
+            "name with the same seed may store copies of its episodes",
+            ledger.path,
+            err,
+        )
+        return 0, 0
     return launch, 0
 
 

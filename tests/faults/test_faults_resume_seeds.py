@@ -61,7 +61,7 @@ def test_two_kills_mid_collection_then_resume_store_no_sequence_twice(tmp_path: 
     assert len(trajectory_files(tmp_path / "store" / "buffer")) >= after_first + 2
     assert launch(tmp_path, "experiment", 4, "--resume") == 0
     files = check_no_replay(tmp_path)
-    assert ledger_launches(tmp_path) == [1, 2]
+    assert ledger_launches(tmp_path) == [0, 1, 2]  # the fresh launch, then each resume
     last = torch.load(tmp_path / "run" / "ckpts" / "last.ckpt", weights_only=True)
     assert rollout_state(last)["launch"] == 2
     # Counters as in an uninterrupted 4-epoch run: 4 epochs x 3 batches, 4 x 8 steps x 2 actors.
@@ -78,6 +78,17 @@ def test_two_rank_ddp_resume_stores_no_sequence_twice(tmp_path: Path) -> None:
     # File names carry n{node}r{rank}p{pid}: both ranks of both launches stored data, none shared.
     writers = {f.name.rsplit("_", 2)[-2] for f in files}
     assert {w.split("p")[0] for w in writers} == {"n0r0", "n0r1"} and len(writers) == 4, writers
-    assert ledger_launches(tmp_path) == [1]
+    assert ledger_launches(tmp_path) == [0, 1]
     reports = [json.loads((tmp_path / f"report_rank{r}.json").read_text()) for r in (0, 1)]
     assert reports[0]["global_step"] == reports[1]["global_step"] == 3 * 3
+
+
+def test_a_fresh_run_again_under_the_same_name_and_seed_stores_new_episodes(tmp_path: Path) -> None:
+    """Starting a run again from scratch (same name, same seed) reuses its store, as the original
+    does; it must add new episodes to it, not copies of the first run's."""
+    assert launch(tmp_path, "experiment", 2) == 0
+    first = len(trajectory_files(tmp_path / "store" / "buffer"))
+    assert launch(tmp_path, "experiment", 2) == 0
+    files = check_no_replay(tmp_path)
+    assert len(files) > first
+    assert ledger_launches(tmp_path) == [0, 1]
