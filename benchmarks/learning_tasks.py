@@ -228,14 +228,18 @@ def _tasks() -> dict[str, Task]:
             train_steps=48,
             val_steps=8 * 48,  # a cap: the validation ends after 8 meta-episodes per env
             val_episodes=64,
-            test=Budget(15, 100),
+            # 25 epochs (was 15): with the original's PopArt/InputNorm priors (issue [fidelity])
+            # seeds learn later; at 15 epochs seed 0 never validated at 1.4 (test 1.02).
+            test=Budget(25, 100),
             full=Budget(40, 100),
             metric=mean_return,
             threshold=1.2,
-            # Validation on 64 meta-episodes, 8 per env (not biased towards short ones). The first
-            # validation >= 1.4 overestimated the policy by 0.2-0.4 at test (it is the maximum of
-            # noisy looks), hence the margin over the 1.2 threshold.
+            # Validation on 64 meta-episodes, 8 per env (not biased towards short ones). A single
+            # validation >= 1.4 overestimated the policy by 0.2-0.5 at test (the maximum of noisy
+            # looks: seed 1 validated 1.6 and tested 1.11), hence the margin over the 1.2 threshold
+            # and the mean of two validations in a row (128 meta-episodes, two sets of weights).
             stop_at=1.4,
+            stop_window=2,
             extra_metrics={f"attempt{i}_success": attempt_success(i) for i in (1, 2, 3)},
             # lr 1e-4 (the original's): with 3e-4 the validation return swung between ~0 and 1.6 from
             # one epoch to the next, and seeds 3 and 4 stayed below 1.2.
