@@ -271,7 +271,9 @@ def test_zip_bomb_is_quarantined_from_its_headers(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "quarantined True" in out.stdout and "above the limit" in out.stderr
-    assert float(out.stdout.split("peak_mb")[1]) < 500, out.stdout  # was 3.4 GB (issue 21 item 11)
+    # Was 3.4 GB (issue 21 item 11). The absolute peak is the import baseline plus the load: 413 MB
+    # alone, 782 MB on a fresh clone with every extra installed (heavier imports, growth 0.8 MB), so
+    # the load's own growth is what is asserted.
     assert float(out.stdout.split("growth_mb")[1].split()[0]) < 50, out.stdout  # nothing decompressed
 
 
