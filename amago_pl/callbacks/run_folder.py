@@ -30,6 +30,8 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from amago_pl.callbacks.checkpoint_io import _pid_alive  # one liveness test for locks and temp files
+
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "run.lock"
@@ -64,16 +66,6 @@ def check_run_name(run_name: Any, base: Any = None) -> None:
             f"run_name={run_name!r} contains '..' or '.': the run folder would not be a folder of its own "
             f"under ckpt_base_dir={base!r}. {fix}"
         )
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunFolderGuard(pl.Callback):
