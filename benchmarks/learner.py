@@ -18,7 +18,7 @@ other variant, so the variants alternate A, B, A, B... and see the same load. A 
 the time between two consecutive batch starts minus the time spent in the interleaved variants
 (it includes the batch fetch, hooks, logging, clipping, AdamW, the LR schedule and the target EMA).
 ``updates/s`` is 1 / the fastest step (timeit's rule); ``lightning/plain`` is the median of the
-per-pair ratios (robust to bursts of load). Peak memory is ``ru_maxrss`` of a separate subprocess
+per-pair ratios (robust to bursts of load). Peak memory is ``VmHWM`` of a separate subprocess
 that runs only that variant.
 
 Variants: ``plain`` (hand-written loop, the Agent's own ``configure_optimizers``), ``lightning``
@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -167,7 +166,10 @@ def run_memory(model: str, seq: int, variant: str, steps: int = 3) -> float:
         loop = make_variant(variant, seq, model)
         for _ in range(steps):
             loop.step()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    # VmHWM is this process's own peak; ru_maxrss would also carry the parent's peak over the
+    # fork and exec that started it (Linux keeps it across execve).
+    with open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("VmHWM")).split()[1]) / 1024
 
 
 def child(args) -> dict:
