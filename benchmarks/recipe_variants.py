@@ -51,6 +51,13 @@ def variants(base: Task) -> dict[str, dict]:
         "n5lr3": dict(experiment={**exp, "learning_rate": 3e-4}),
         "n5s475b80": dict(test=Budget(80, 100)),
         "n5g995": dict(gin={**gin, "Agent.gamma": 0.995}),
+        # Session 7, on top of the committed CartPole recipe (n_step 5, stop at 475): its
+        # stuck seeds 4 and 6 first.
+        "c_tau02": dict(gin={**gin, "Agent.tau": 0.02}),
+        "c_n10": dict(gin={**gin, "Agent.n_step": 10}),
+        "c_sampled": dict(experiment={**exp, "sample_actions_val": True}),
+        "c_eps10k": dict(explore={**base.explore, "steps_anneal": 10_000}),
+        "c_rm10": dict(gin={**gin, "Agent.reward_multiplier": 10.0}),
         "fl_n3": dict(gin={**gin, "Agent.n_step": 3}),
         "fl_b25w2": dict(test=Budget(25, 100), stop_window=2),
     }
