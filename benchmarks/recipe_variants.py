@@ -7,7 +7,8 @@ with its early stop, like ``tests/learning``: test metric, pass, env steps and u
 seconds (2-5 runs shared the 2 cores) and the last ten validation metrics. The recipe of a row is
 the task's recipe *at the time of the run* plus the variant's change: CartPole rows from ``g995``
 on ran on top of ``n_step=5`` once it was in the recipe (``n5s475`` is the committed recipe, whose
-seeds 0-9 are the sweep), Frozen Lake's ``fl_b25w2`` is its committed recipe. Finished rows are
+seeds 0-9 are session 6's sweep; ``c_*`` rows ran on top of it, and ``c_eps10k``, seeds 0-9, is
+session 7's committed recipe), Frozen Lake's ``fl_b25w2`` is its committed recipe. Finished rows are
 skipped when rerun.
 
     python benchmarks/recipe_variants.py cartpole_ff n5s475 0,1,2

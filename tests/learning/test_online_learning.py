@@ -26,8 +26,8 @@ Shared settings: ``Experiment(env_mode="sync", dloader_workers=0)``, 8 actors, b
 - CartPole-v1 (``FFTrajEncoder`` 128): 125 steps per actor per epoch (1,000 env steps), 100
   updates, at most 40 epochs (40,000 env steps, 4,000 updates; update ratio 0.1), context 16,
   reward x1, gamma 0.99, AdamW lr 1e-3, default Discrete probability clip [0.001, 0.99], actor
-  and critic MLPs 128 wide, epsilon 1 -> 0.05 over 1,000 steps per actor, greedy eval after every
-  epoch, early stop once a validation reaches 400.
+  and critic MLPs 128 wide, 5-step returns, epsilon 1 -> 0.05 over 10,000 steps per actor, greedy
+  eval after every epoch, early stop once a validation reaches 475.
 - Pendulum-v1 (Transformer d_model 64 / 1 layer, TanhGaussian): 200 steps per actor per epoch
   (1,600 env steps), 300 updates, at most 12 epochs (19,200 env steps, 3,600 updates), context
   16, reward x0.1, gamma 0.99, tau 0.005, one gamma (no multigamma), heads 128, Gaussian action
@@ -105,9 +105,10 @@ def test_meta_frozen_lake(tmp_path):
 def test_cartpole_ff(tmp_path):
     """Original: 141 (FF) / 125 (Transformer) after 40,000 env steps and 1,000 updates.
 
-    Seeds 0-9 (session 6, n_step 5, stop at validation 475): 500 / 477 / 336 / 500 / 151 / 471 /
-    284 / 500 / 500 / 500, 8 of 10 pass (seeds 4 and 6 plateau at 130-290 and stay there with
-    80,000 env steps; benchmarks/results/recipe_variants.csv, variant n5s475)."""
+    Seeds 0-9 (session 7, exploration annealed over 10,000 steps per actor): 489 / 475 / 465 /
+    492 / 500 / 480 / 499 / 440 / 500 / 339, 10 of 10 pass, after 22,000 / 3,000 / 37,000 /
+    18,000 / 3,000 / 12,000 / 12,000 / 5,000 / 18,000 / 40,000 env steps
+    (benchmarks/results/recipe_variants.csv, variant c_eps10k)."""
     check("cartpole_ff", tmp_path, 40_000, 4000)
 
 
