@@ -45,6 +45,7 @@ import torch
 from amago_pl import compat
 from amago_pl.modules import hparams as hp
 from amago_pl.modules.agent_registry import agent_class_name
+from amago_pl.modules.gin_index import is_amago_pl_configurable
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +173,12 @@ def checked_gin_text(config: str, source: Any = "the checkpoint") -> str:
 
     ``import m`` lines pass only when ``m`` is already imported here (then they do nothing), and are
     blanked; ``include`` lines, references (``@name``) to unknown configurables, calls (``@name()``)
-    of configurables outside the model's code and bindings of unknown configurables named by a
-    module path outside amago_pl (``os.system.command``) are refused: binding a config must not run
-    code named by a file. Other unknown bindings (short
-    names, amago_pl paths of modules not imported here) configure nothing in this process: skipped.
+    of configurables outside the model's code and bindings of configurables this process does not
+    register (``os.system.command``, ``MyEnv.size`` before ``MyEnv``'s module is imported) are
+    refused: binding a config must not run code named by a file, and a binding that would be
+    silently dropped is named instead. Bindings of amago_pl's own configurables in modules not
+    imported here (``gin_index``: env and exploration settings when only a policy is loaded)
+    configure nothing in this process: skipped, and logged.
     """
     from gin import config_parser
 
@@ -183,7 +186,7 @@ def checked_gin_text(config: str, source: Any = "the checkpoint") -> str:
     lines = config.splitlines(keepends=True)
     parser = config_parser.ConfigParser(config, gin.config.ParserDelegate(skip_unknown=True))
     problems: list[str] = []
-    skipped: list[str] = []  # amago_pl's or short names not imported here: they configure nothing
+    skipped: list[str] = []  # amago_pl's own, in modules not imported here: they configure nothing
     try:
         statements = list(parser)
     except Exception as err:  # a syntax error (or a file of another gin version)
@@ -201,10 +204,10 @@ def checked_gin_text(config: str, source: Any = "the checkpoint") -> str:
             problems.append(f"{where} includes another file")
         elif kind == "BindingStatement":
             if gin.config._REGISTRY.get_match(st.selector) is None:  # noqa: SLF001 - no public lookup
-                if _foreign_module_path(st.selector):
-                    problems.append(f"{where} binds {st.selector}, which is not a registered configurable")
+                if is_amago_pl_configurable(st.selector):
+                    skipped.append(st.selector)  # amago_pl's own, in a module not imported here
                 else:
-                    skipped.append(st.selector)
+                    problems.append(f"{where} binds {st.selector}, which is not a registered configurable")
                 lines[st.location.line_num - 1] = "\n"
             for ref in _references(st.value):
                 problems.append(f"{where} refers to @{ref}, which is not a registered configurable")
@@ -218,17 +221,6 @@ def checked_gin_text(config: str, source: Any = "the checkpoint") -> str:
     if skipped:
         log.info("checkpoint gin config: not binding %s (not defined in this process)", sorted(set(skipped)))
     return "".join(lines)
-
-
-def _foreign_module_path(selector: str) -> bool:
-    """True when ``selector`` names a configurable by a module path outside amago_pl (``os.system``):
-    nothing of amago_pl's lives there, so the binding can only be a crafted one. Short names
-    (``EpsilonGreedy.eps_start``) and amago_pl's own paths of modules not imported in this process
-    (env and exploration settings, when only an agent is loaded) are skipped instead."""
-    name = selector.split("/")[-1]
-    if "." not in name:
-        return False
-    return not name.startswith(("amago_pl.", "amago.", "__main__."))
 
 
 def _references(value: Any) -> list[str]:

@@ -1,10 +1,10 @@
 """Checkpoints never run code (issue 21, item 5): crafted files are refused by every load path.
 
-From a real checkpoint, six crafted files: a pickle payload whose ``__reduce__`` would create a
+From a real checkpoint, seven crafted files: a pickle payload whose ``__reduce__`` would create a
 marker file, a hyperparameter naming ``os.system``, one naming an unregistered class, a stored gin
 config with an ``import`` line (of a module that would create a marker when imported), one
 binding and referring to ``os.system``, and one calling a registered env factory with an env id
-that makes gymnasium import that module. Each goes through every loader of
+that makes gymnasium import that module, one binding a configurable no module registers. Each goes through every loader of
 ``tests/faults/checkpoint_loaders.py`` (one list: a new loader is one more entry there) in a fresh
 process, and through ``amago-pl fit --ckpt_path``; no marker appears and every error names the
 problem.
@@ -38,6 +38,7 @@ EXPECTED = {
     "gin_import": "imports evil_gin_module, which this process has not imported",
     "gin_os_system": "binds os.system, which is not a registered configurable",
     "gin_call": f"calls @{MINIGRID}(), which is not part of the model",
+    "gin_unknown": "binds EvilUnknown, which is not a registered configurable",
 }
 
 
@@ -77,6 +78,8 @@ def craft(good: Path, out: Path, markers: Path) -> None:
         + f"\n{MINIGRID}.env_id = 'evil_gin_module:Nothing-v0'\nActor.d_hidden = @{MINIGRID}()\n"
     )
     save("gin_call", {**base, GIN_KEY: calling})
+    # A short name no module of this process (nor of amago_pl) registers: refused, not dropped.
+    save("gin_unknown", {**base, GIN_KEY: base[GIN_KEY] + "\nEvilUnknown.payload = 'rm -rf ~'\n"})
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +125,7 @@ def test_every_loader_refuses_every_crafted_file(crafted) -> None:
     assert "pickle_payload.ckpt" in payload and "amago-pl convert-checkpoint" in payload
     assert "register_checkpoint_class" in report["results"]["hparam_unregistered"]["load_weights_only"]
     assert "import the modules" in report["results"]["gin_import"]["Agent.load_from_checkpoint"]
+    assert "import the modules" in report["results"]["gin_unknown"]["Policy.from_checkpoint"]
 
 
 @pytest.mark.parametrize("name", ["pickle_payload", "gin_import", "gin_call"])
