@@ -18,6 +18,7 @@ episode bootstrapped from the next episode's first obs; ``StepResult.final`` hol
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -28,6 +29,12 @@ from gymnasium.vector.utils import batch_space
 from amago_pl.envs.action_spaces import ActionAdapter, rl2_space_for
 from amago_pl.envs.amago_env import OBS_KEY, default_env_name, dict_observation_space
 from amago_pl.envs.vector import ParallelEnvs
+from amago_pl.envs.watchdog import (
+    DEFAULT_HANG_TIMEOUT,
+    call_with_time_limit,
+    check_hang_timeout,
+    hang_message,
+)
 from amago_pl.types import StepResult, Timestep
 
 _MISSING = object()
@@ -148,7 +155,14 @@ def _rows(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 class VectorizedParallelEnvs(ParallelEnvs):
     """``ParallelEnvs`` over one vector env (see the module doc for the autoreset handling)."""
 
-    def __init__(self, venv: VectorEnv, num_envs: int, seed: int | None = None, check_finite: bool = True):
+    def __init__(
+        self,
+        venv: VectorEnv,
+        num_envs: int,
+        seed: int | None = None,
+        check_finite: bool = True,
+        hang_timeout: float | None = DEFAULT_HANG_TIMEOUT,
+    ):
         if getattr(venv, "vector_env", None) is not None:  # AMAGOEnv(vector_env, batched_envs=N)
             venv = AMAGOVectorEnv(venv.vector_env, env_name=venv.env_name)
         if not isinstance(venv, VectorEnv):
@@ -163,6 +177,7 @@ class VectorizedParallelEnvs(ParallelEnvs):
         self.autoreset_mode = AutoresetMode(mode) if not isinstance(mode, AutoresetMode) else mode
         self.seed = seed
         self._seeded = False
+        self.hang_timeout = check_hang_timeout(hang_timeout)
         self._set_spaces(
             {
                 "observation_space": self.venv.single_observation_space,
@@ -180,11 +195,20 @@ class VectorizedParallelEnvs(ParallelEnvs):
     def _current(self) -> Timestep:
         return Timestep(obs=_rows(self._obs), rl2s=self._rl2s.copy(), time_idxs=self._time_idxs.copy())
 
+    def _timed(self, call: str, fn: Callable[[], Any]) -> Any:
+        """``fn()`` under ``hang_timeout`` (watchdog.call_with_time_limit: a main-thread timer, as
+        for sync envs; code that never returns to the interpreter is not interrupted)."""
+        who = f"the vector env {type(getattr(self.venv, 'env', self.venv)).__name__!r}"
+        note = " (env_mode='already_vectorized')"
+        return call_with_time_limit(
+            fn, self.hang_timeout, lambda: hang_message(who, f"{call}()", self.hang_timeout, note)
+        )
+
     def reset(self) -> Timestep:
         # gymnasium seeds sub-env i with seed + i when given an int seed.
         seed = None if self._seeded else self.seed
         self._seeded = True
-        obs, _ = self.venv.reset(seed=seed)
+        obs, _ = self._timed("reset", lambda: self.venv.reset(seed=seed))
         self._obs = _rows(obs)
         self._rl2s[:] = 0.0
         self._time_idxs[:] = 0
@@ -196,7 +220,7 @@ class VectorizedParallelEnvs(ParallelEnvs):
     def step(self, actions: np.ndarray) -> StepResult:
         actions = np.asarray(actions)
         step_names = list(self._names)
-        obs, rewards, terminated, truncated, infos = self.venv.step(actions)
+        obs, rewards, terminated, truncated, infos = self._timed("step", lambda: self.venv.step(actions))
         self.steps += 1
         rewards = np.asarray(rewards, dtype=np.float32)  # (N,)
         terminated = np.asarray(terminated, dtype=bool)
@@ -221,7 +245,8 @@ class VectorizedParallelEnvs(ParallelEnvs):
             else:
                 # NEXT_STEP / DISABLED: the returned obs is the true last obs; reset the ended envs
                 # now instead of letting the next step() do it (that step would be a fake transition).
-                reset_obs, _ = self.venv.reset(options={"reset_mask": done.copy()})
+                mask = done.copy()
+                reset_obs, _ = self._timed("reset", lambda: self.venv.reset(options={"reset_mask": mask}))
                 for k in next_obs:
                     next_obs[k][done] = np.asarray(reset_obs[k])[done]
         final = Timestep(obs=final_obs, rl2s=rl2s.copy(), time_idxs=time_idxs.copy())

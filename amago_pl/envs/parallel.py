@@ -57,14 +57,17 @@ def make_parallel_envs(
         check_finite: raise a ValueError on NaN/inf observations or rewards.
         hang_timeout: seconds an env's construction, ``reset`` or ``step`` may take before
             ``EnvTimeoutError`` names it (None: wait forever); sync and async modes (see
-            ``watchdog.py``). ``"already_vectorized"`` envs are stepped as one call and not timed.
+            ``watchdog.py``); an ``"already_vectorized"`` env's ``reset``/``step`` are timed as one
+            call each, like sync envs.
     """
     if mode not in MODES:
         raise ValueError(f"unknown env mode {mode!r}; choose one of {MODES}")
     if mode == "already_vectorized":
         if not callable(make_env):
             raise TypeError("mode='already_vectorized' takes a single callable that builds one VectorEnv")
-        return VectorizedParallelEnvs(make_env(), num_envs, seed=seed, check_finite=check_finite)
+        return VectorizedParallelEnvs(
+            make_env(), num_envs, seed=seed, check_finite=check_finite, hang_timeout=hang_timeout
+        )
     factories = as_factories(make_env, num_envs)
     if mode == "sync":
         return SyncParallelEnvs(

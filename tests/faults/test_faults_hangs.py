@@ -31,7 +31,7 @@ from amago_pl.datamodules.data_wait import DEFAULT_HANG_TIMEOUT as DATA_DEFAULT
 from amago_pl.datamodules.data_wait import NoTrainingDataError
 from amago_pl.envs import make_parallel_envs
 from amago_pl.envs.watchdog import DEFAULT_HANG_TIMEOUT, EnvTimeoutError, EnvWorkerDiedError
-from tests.faults.hang_support import MakeHanging
+from tests.faults.hang_support import HangingTMaze, MakeHanging
 from tests.faults.support import MakeFaulty, tiny_experiment
 from tests.integration.cli_support import REPO, run_cli, subprocess_env, write_configs
 
@@ -75,6 +75,30 @@ def test_hung_env_is_timed_out_naming_it(mode: str, call: str) -> None:
     if mode == "async":
         assert "now killed" in message
         assert not _alive(pids[1])
+
+
+@pytest.mark.parametrize("call", ["step", "reset"])
+def test_hung_already_vectorized_env_is_timed_out(call: str) -> None:
+    # One VectorEnv holding both envs (env_mode="already_vectorized"): timed as one call.
+    from gymnasium.vector import SyncVectorEnv
+
+    def make_vector():
+        return SyncVectorEnv([lambda: HangingTMaze("step", 10**9), lambda: HangingTMaze(call, 2)])
+
+    envs = make_parallel_envs(make_vector, 2, mode="already_vectorized", seed=0, hang_timeout=LIMIT)
+    try:
+        envs.reset()
+        start = time.monotonic()
+        with pytest.raises(EnvTimeoutError) as err:
+            for _ in range(6):
+                envs.step(np.zeros(2, dtype=np.int64))
+        waited = time.monotonic() - start
+    finally:
+        envs.close()
+    message = str(err.value)
+    assert f"the vector env 'SyncVectorEnv' did not return from {call}() within hang_timeout=1 s" in message
+    assert "already_vectorized" in message and "Experiment(hang_timeout=SECONDS)" in message
+    assert LIMIT <= waited < LIMIT + 3.0
 
 
 def test_experiment_hang_timeout_reaches_the_envs(tmp_path: Path) -> None:
