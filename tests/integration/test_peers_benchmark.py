@@ -68,7 +68,8 @@ def test_smoke_run_writes_csv_png_table_and_skips_finished_runs(tmp_path):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[2] == "1" and cells[3] == "352"
         mean = float(cells[4].split("±")[0])
-        wall, cpu = (float(x.strip("()")) for x in cells[7].split())
+        assert cells[7] == "-" or float(cells[7].replace(",", "")) >= 0  # wall s to target
+        wall, cpu = (float(x.strip("()")) for x in cells[8].split())
         assert all(math.isfinite(x) for x in (mean, wall, cpu)) and wall > 0
 
     # A second invocation finds every run finished: no new rows, only the table is rebuilt.
