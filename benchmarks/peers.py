@@ -18,6 +18,11 @@ For every task (``benchmarks/peers_tasks.py``) both libraries train on the same 
   ``--sweep`` has picked the best of the task's settings on seeds 100 and 101 (never reported;
   the choice and the scores go to ``sweep.json``).
 
+amago_pl variants (``--amago_settings``, ``peers_tasks.AMAGO_SETTINGS``): the recipe with a half or a
+quarter of its updates per epoch on the same env steps, to measure what amago_pl's update cost buys
+(issue [peers] item 3). They are extra rows marked "variant"; the target and the reported pair do
+not depend on them.
+
 Outputs in ``benchmarks/results/peers/``: ``<task>.csv`` (curve and final rows per (task, library,
 setting, seed); finished runs are skipped when rerun, so the table can be completed over several
 sessions), ``<task>.png`` (both curves, mean and min-max over seeds) and ``peers.md`` (final metric,
@@ -27,6 +32,7 @@ env steps including updates but not the curve evaluations).
     python benchmarks/peers.py --list
     python benchmarks/peers.py --tasks tmaze10 --sweep           # sweep, then 5 seeds of each
     python benchmarks/peers.py --tasks tmaze10 pendulum --libraries RecurrentPPO
+    python benchmarks/peers.py --tasks tmaze10 --libraries amago_pl --amago_settings half_updates
     python benchmarks/peers.py --report                          # rebuild the table and figures
     python benchmarks/peers.py --smoke --out /tmp/peers          # tiny budget: checks the pipeline
 """
@@ -56,7 +62,13 @@ from benchmarks.learning import run_task  # noqa: E402
 from benchmarks.learning_tasks import Budget  # noqa: E402
 from benchmarks.peers_ppo import random_actor, run_episodes, run_ppo  # noqa: E402
 from benchmarks.peers_report import append_rows, markdown, plot, read_rows, task_summary  # noqa: E402
-from benchmarks.peers_tasks import PEER_TASKS, PPO_SETTINGS, PeerTask  # noqa: E402
+from benchmarks.peers_tasks import (  # noqa: E402
+    AMAGO_SETTINGS,
+    PEER_TASKS,
+    PPO_SETTINGS,
+    PeerTask,
+    amago_budget,
+)
 
 RESULTS = ROOT / "benchmarks" / "results" / "peers"
 LIBRARIES = ("amago_pl", "RecurrentPPO")
@@ -96,9 +108,12 @@ def _key(pt: PeerTask, library: str, setting: str, phase: str, seed: int, budget
     return dict(task=pt.name, library=library, setting=setting, phase=phase, seed=seed, budget=budget)
 
 
-def run_amago(pt: PeerTask, seed: int, budget: Budget, phase: str, max_minutes: float | None) -> list[dict]:
+def run_amago(
+    pt: PeerTask, seed: int, budget: Budget, phase: str, max_minutes: float | None, setting: str = "recipe"
+) -> list[dict]:
+    """One amago_pl run; ``setting`` names the ``AMAGO_SETTINGS`` entry ``budget`` was made with."""
     task = pt.task
-    key = _key(pt, "amago_pl", "recipe", phase, seed, task.env_steps(budget.epochs))
+    key = _key(pt, "amago_pl", setting, phase, seed, task.env_steps(budget.epochs))
     with timed_validation() as marks:
         # Greedy evaluation for both libraries (some recipes validate with sampled actions).
         r = run_task(
@@ -294,8 +309,10 @@ def run_all(pt: PeerTask, args: argparse.Namespace, out: Path, sweeps: dict, ove
     setting = ppo_setting(pt, sweeps, steps, args.setting)
     for seed in args.seeds:
         if "amago_pl" in args.libraries:
-            key = _key(pt, "amago_pl", "recipe", "report", seed, steps)
-            run_one(path, pt, key, partial(run_amago, pt, seed, budget, "report", mm))
+            for variant in args.amago_settings:
+                b = amago_budget(budget, variant)
+                key = _key(pt, "amago_pl", variant, "report", seed, steps)
+                run_one(path, pt, key, partial(run_amago, pt, seed, b, "report", mm, variant))
         if "RecurrentPPO" in args.libraries:
             key = _key(pt, "RecurrentPPO", setting, "report", seed, steps)
             run_one(path, pt, key, partial(run_peer, pt, seed, setting, steps, "report", mm, overrides))
@@ -309,6 +326,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sweep", action="store_true", help="sweep RecurrentPPO settings on --sweep_seeds first")
     p.add_argument("--sweep_seeds", nargs="*", type=int, default=SWEEP_SEEDS)
     p.add_argument("--setting", choices=sorted(PPO_SETTINGS), help="force this RecurrentPPO setting")
+    p.add_argument(
+        "--amago_settings",
+        nargs="*",
+        default=["recipe"],
+        choices=list(AMAGO_SETTINGS),
+        help="amago_pl settings to run: the recipe and/or variants with fewer updates per epoch",
+    )
     p.add_argument(
         "--max_minutes", type=float, default=None, help="wall-clock guard per run (flagged in the table)"
     )

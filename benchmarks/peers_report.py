@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.peers_tasks import PEER_TASKS, PeerTask
+from benchmarks.peers_tasks import AMAGO_SETTINGS, PEER_TASKS, PeerTask
 
 BASE_FIELDS = [
     "task",
@@ -98,14 +98,21 @@ def first_reach(steps: np.ndarray, values: np.ndarray, target: float) -> float |
 
 
 def task_summary(pt: PeerTask, rows: list[dict[str, str]], ppo_setting: str) -> dict:
+    """Per library: runs, finals, mean curve, env steps and wall time to target. The target comes
+    from the reported pair (amago_pl's recipe and the peer); amago_pl variants (``AMAGO_SETTINGS``
+    other than "recipe", keys ``amago_pl:<setting>``) are measured against it without moving it."""
     base = [r for r in rows if r["library"] == "random" and r["kind"] == "final"]
     random = float(base[-1]["metric"]) if base else float("nan")
     libs = {
-        "amago_pl": _runs(rows, "amago_pl", "report"),
+        "amago_pl": _runs(rows, "amago_pl", "report", "recipe"),
         "RecurrentPPO": _runs(rows, "RecurrentPPO", "report", ppo_setting),
     }
+    for variant in AMAGO_SETTINGS:
+        runs = _runs(rows, "amago_pl", "report", variant) if variant != "recipe" else {}
+        if runs:
+            libs[f"amago_pl:{variant}"] = runs
     finals = {k: np.array([float(v["final"]["metric"]) for v in r.values()]) for k, r in libs.items()}
-    means = [f.mean() for f in finals.values() if len(f)]
+    means = [finals[k].mean() for k in ("amago_pl", "RecurrentPPO") if len(finals[k])]
     best = max(means) if means else float("nan")
     target = random + 0.9 * (best - random) if means and best > random else float("nan")
     out = {"random": random, "best": best, "target": target, "libs": {}}
@@ -151,6 +158,18 @@ def _fmt(x: float | None, digits: str = ",.0f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, digits)
 
 
+def _ratio(mine: dict, peer: dict, budget: int) -> str:
+    """Env steps to target, amago_pl (or a variant) over the peer."""
+    a, p = mine["reach"], peer["reach"]
+    if a is not None and p is not None:
+        return f"{a / p:.2f}"
+    if a is not None and peer["runs"]:
+        return f"< {a / budget:.2f} (peer never reached)"
+    if p is not None and mine["runs"]:
+        return f"> {budget / p:.2f} (amago_pl never reached)"
+    return "-"
+
+
 def markdown(
     summaries: dict[str, dict], settings: dict[str, str], budgets: dict[str, tuple[int, str]]
 ) -> str:
@@ -171,19 +190,10 @@ def markdown(
             f"| {pt.task.description} | {pt.task.metric_name} | {budgets[name][0]:,} | {budgets[name][1]} | "
             f"{_fmt(s['random'], '.3g')} | {_fmt(s['best'], '.3g')} | {_fmt(s['target'], '.3g')} |"
         )
-        a, p = s["libs"]["amago_pl"]["reach"], s["libs"]["RecurrentPPO"]["reach"]
-        if a is not None and p is not None:
-            ratio = f"{a / p:.2f}"
-        elif a is not None and s["libs"]["RecurrentPPO"]["runs"]:
-            ratio = f"< {a / budgets[name][0]:.2f} (peer never reached)"
-        elif p is not None and s["libs"]["amago_pl"]["runs"]:
-            ratio = f"> {budgets[name][0] / p:.2f} (amago_pl never reached)"
-        else:
-            ratio = "-"
-        for lib, label in (
-            ("amago_pl", "amago_pl (recipe)"),
-            ("RecurrentPPO", f"RecurrentPPO ({settings[name]})"),
-        ):
+        labels = [("amago_pl", "amago_pl (recipe)"), ("RecurrentPPO", f"RecurrentPPO ({settings[name]})")]
+        labels += [(k, f"amago_pl ({k.split(':', 1)[1]}, variant)") for k in s["libs"] if ":" in k]
+        for lib, label in labels:
+            ratio = _ratio(s["libs"][lib], s["libs"]["RecurrentPPO"], budgets[name][0])
             v = s["libs"][lib]
             f = v["final"]
             metric = (
@@ -192,7 +202,7 @@ def markdown(
             oot = f" ({v['out_of_time']} stopped by --max_minutes)" if v["out_of_time"] else ""
             head.append(
                 f"| {pt.task.description} | {label} | {len(f)} | {_fmt(v['env_steps'])} | {metric}{oot} | "
-                f"{_fmt(v['reach'])} ({v['seeds_reaching']}/{len(f)}) | {ratio if lib == 'amago_pl' else ''} | "
+                f"{_fmt(v['reach'])} ({v['seeds_reaching']}/{len(f)}) | {ratio if lib != 'RecurrentPPO' else ''} | "
                 f"{_fmt(v['wall_to_target'], ',.0f')} | {_fmt(v['wall_1k'], '.2f')} ({_fmt(v['cpu_1k'], '.2f')}) |"
             )
     return "\n".join(head) + "\n\n" + "\n".join(targets) + "\n"
@@ -205,12 +215,16 @@ def plot(path: Path, pt: PeerTask, summary: dict, setting: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4))
-    for lib, label in (("amago_pl", "amago_pl"), ("RecurrentPPO", f"RecurrentPPO ({setting})")):
+    labels = [("amago_pl", "amago_pl"), ("RecurrentPPO", f"RecurrentPPO ({setting})")]
+    labels += [(k, f"amago_pl ({k.split(':', 1)[1]})") for k in summary["libs"] if ":" in k]
+    for lib, label in labels:
         steps, mean, lo, hi = summary["libs"][lib]["curve"]
         if len(steps):
             n = len(summary["libs"][lib]["runs"])
-            ax.plot(steps, mean, label=f"{label}: mean of {n} seeds")
-            ax.fill_between(steps, lo, hi, alpha=0.2)
+            variant = ":" in lib
+            ax.plot(steps, mean, ls="--" if variant else "-", label=f"{label}: mean of {n} seeds")
+            if not variant:  # variants' spread would hide the reported pair's
+                ax.fill_between(steps, lo, hi, alpha=0.2)
     for key, style in (("random", ":"), ("target", "--")):
         if not math.isnan(summary[key]):
             ax.axhline(summary[key], color="k", ls=style, lw=0.8, label=f"{key} {summary[key]:.3g}")

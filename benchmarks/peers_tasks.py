@@ -160,6 +160,19 @@ PPO_SETTINGS: dict[str, dict[str, Any]] = {
     "sb3_defaults_4envs": dict(n_envs=4),
 }
 
+# amago_pl variants for issue [peers] item 3 ("try the fix the measurement points to"): the
+# profile (benchmarks/peers_profile.py) puts ~98% of amago_pl's training wall time in updates, so
+# the variants keep the recipe and the env-step budget and scale the updates per epoch. Each value
+# is the fraction of the recipe's updates per epoch; "recipe" is the reported setting.
+AMAGO_SETTINGS: dict[str, float] = {"recipe": 1.0, "half_updates": 0.5, "quarter_updates": 0.25}
+
+
+def amago_budget(budget: Budget, setting: str) -> Budget:
+    """``budget``'s epochs (so the same env steps) with the updates per epoch scaled by the
+    ``AMAGO_SETTINGS`` entry ``setting`` (at least one update per epoch)."""
+    return Budget(budget.epochs, max(1, round(budget.updates * AMAGO_SETTINGS[setting])))
+
+
 DISCRETE_SWEEP = ["sb3_defaults", "sb3_defaults_ent0.01", "long_rollout", "zoo_cartpole_novel"]
 CONTINUOUS_SWEEP = ["zoo_pendulum_novel", "zoo_pendulum_novel_nosde", "sb3_defaults_4envs"]
 

@@ -33,7 +33,7 @@ def _run(out: Path, *extra: str) -> subprocess.CompletedProcess:
 
 def test_smoke_run_writes_csv_png_table_and_skips_finished_runs(tmp_path):
     pytest.importorskip("sb3_contrib")
-    _run(tmp_path, "--sweep")
+    _run(tmp_path, "--sweep", "--amago_settings", "recipe", "quarter_updates")
     rows = list(csv.DictReader(open(tmp_path / "tmaze10.csv")))
     assert list(rows[0])[:7] == ["task", "library", "setting", "phase", "seed", "budget", "kind"]
     finals = {(r["library"], r["setting"], r["phase"], r["seed"]) for r in rows if r["kind"] == "final"}
@@ -43,11 +43,16 @@ def test_smoke_run_writes_csv_png_table_and_skips_finished_runs(tmp_path):
     assert finals == {
         ("random", "uniform", "baseline", "0"),
         ("amago_pl", "recipe", "report", "0"),
+        ("amago_pl", "quarter_updates", "report", "0"),
         ("RecurrentPPO", sweep["chosen"], "report", "0"),
         *{("RecurrentPPO", s, "sweep", "100") for s in DISCRETE_SWEEP},
     }
-    for lib in ("amago_pl", "RecurrentPPO"):
-        run = [r for r in rows if r["library"] == lib and r["phase"] == "report"]
+    for lib, setting in (
+        ("amago_pl", "recipe"),
+        ("amago_pl", "quarter_updates"),
+        ("RecurrentPPO", sweep["chosen"]),
+    ):
+        run = [r for r in rows if r["library"] == lib and r["setting"] == setting and r["phase"] == "report"]
         curve = [r for r in run if r["kind"] == "curve"]
         # --smoke: 2 amago_pl epochs of 8 x 22 env steps = 352 env steps for both, one curve point per epoch.
         assert [float(r["env_steps"]) for r in curve] == [176.0, 352.0]
@@ -59,12 +64,18 @@ def test_smoke_run_writes_csv_png_table_and_skips_finished_runs(tmp_path):
         for k in ("metric", "updates", "wall_s", "cpu_s", "eval_s"):
             assert math.isfinite(float(final[k])), (lib, k, final[k])
         assert float(final["updates"]) > 0 and float(final["wall_s"]) > 0
+    # The variant keeps the env steps and does a quarter of the recipe's 5 updates per epoch (1).
+    updates = {
+        r["setting"]: float(r["updates"]) for r in rows if r["library"] == "amago_pl" and r["kind"] == "final"
+    }
+    assert updates == {"recipe": 10.0, "quarter_updates": 2.0}
     assert (tmp_path / "tmaze10.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (tmp_path / "peers.md").read_text()
     lines = [ln for ln in table.splitlines() if ln.startswith("| T-Maze passive, corridor 10")]
-    assert len(lines) == 3  # amago_pl, RecurrentPPO, and the targets row
+    assert len(lines) == 4  # amago_pl, RecurrentPPO, the variant, and the targets row
     assert "amago_pl (recipe)" in lines[0] and f"RecurrentPPO ({sweep['chosen']})" in lines[1]
-    for line in lines[:2]:
+    assert "amago_pl (quarter_updates, variant)" in lines[2]
+    for line in lines[:3]:
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[2] == "1" and cells[3] == "352"
         mean = float(cells[4].split("±")[0])
@@ -73,7 +84,7 @@ def test_smoke_run_writes_csv_png_table_and_skips_finished_runs(tmp_path):
         assert all(math.isfinite(x) for x in (mean, wall, cpu)) and wall > 0
 
     # A second invocation finds every run finished: no new rows, only the table is rebuilt.
-    proc = _run(tmp_path, "--sweep")
+    proc = _run(tmp_path, "--sweep", "--amago_settings", "recipe", "quarter_updates")
     assert "skip (finished)" in proc.stdout
     assert len(list(csv.DictReader(open(tmp_path / "tmaze10.csv")))) == len(rows)
 
