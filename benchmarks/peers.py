@@ -43,6 +43,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -71,6 +72,7 @@ from benchmarks.peers_tasks import (  # noqa: E402
 )
 
 RESULTS = ROOT / "benchmarks" / "results" / "peers"
+DOCS_FIGURES = ROOT / "docs" / "img" / "peers"  # copies of the PNGs for the docs site
 LIBRARIES = ("amago_pl", "RecurrentPPO")
 REPORT_SEEDS = list(range(5))
 SWEEP_SEEDS = [100, 101]
@@ -288,6 +290,11 @@ def report(out: Path, names: list[str], forced: str | None, smoke: bool) -> None
             )
     (out / "peers.md").write_text("\n".join(lines) + "\n\n" + markdown(summaries, settings, budgets))
     log(f"wrote {out / 'peers.md'}")
+    if out.resolve() == RESULTS.resolve():
+        # mkdocs serves only files under docs/: docs/learning_results.md shows these copies.
+        DOCS_FIGURES.mkdir(parents=True, exist_ok=True)
+        for name in summaries:
+            shutil.copyfile(out / f"{name}.png", DOCS_FIGURES / f"{name}.png")
 
 
 def run_all(pt: PeerTask, args: argparse.Namespace, out: Path, sweeps: dict, overrides: dict) -> None:
