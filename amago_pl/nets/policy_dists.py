@@ -14,77 +14,38 @@ action width); the rest are gin keywords with the original's names and defaults
 
 Shapes: ``...`` is any batch shape, usually (B, L, G); A is the action-representation width; K the
 number of sampled actions.
+
+The discrete distributions live here; the continuous ones in ``continuous_dists`` and the base
+class in ``policy_output``, all importable from this module.
 """
 
 from __future__ import annotations
-
-import math
-from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 import gin
 import torch
 import torch.nn.functional as F
 from torch import distributions as pyd
 
-# The type of the ``std_activation`` keywords: (raw output, low, high) -> positive std (the original's
-# alias, amago/nets/policy_dists.py at 2d85600).
-StdActivation = Callable[[torch.Tensor, float, float], torch.Tensor]
+from amago_pl.nets.continuous_dists import GMM, Beta, TanhGaussian
+from amago_pl.nets.policy_output import (
+    PolicyOutput,
+    StdActivation,
+    softplus_bounded_positive,
+    tanh_bounded_positive,
+)
 
-
-def tanh_bounded_positive(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Squash to [low, high] in log space (the SAC/DrQ log-std parameterisation)."""
-    log_low, log_high = math.log(low), math.log(high)
-    log_std = log_low + 0.5 * (log_high - log_low) * (torch.tanh(x) + 1.0)
-    return log_std.exp()
-
-
-def softplus_bounded_positive(x: torch.Tensor, low: float, high: float | None) -> torch.Tensor:
-    """``low + softplus(x)``, optionally capped at ``high``."""
-    out = low + F.softplus(x)
-    return out if high is None else out.clamp(max=high)
-
-
-class PolicyOutput(ABC):
-    """Base class of the action distributions (plain objects: they hold no parameters)."""
-
-    discrete: bool = False
-    actions_differentiable: bool = False
-
-    def __init__(self, d_action: int):
-        self.d_action = d_action
-
-    @property
-    @abstractmethod
-    def input_dimension(self) -> int:
-        """Raw parameters per distribution."""
-
-    @abstractmethod
-    def __call__(self, params: torch.Tensor) -> pyd.Distribution:
-        """params (..., input_dimension) -> distribution with batch shape (...) over (A,) actions."""
-
-    def action_from_buffer(self, actions: torch.Tensor) -> torch.Tensor:
-        """(..., A) replay action representation -> (..., A) critic input. Identity by default."""
-        return actions
-
-    def log_prob(self, dist: pyd.Distribution, actions: torch.Tensor) -> torch.Tensor:
-        """(..., A) replay actions -> (..., 1) log pi(a|s) summed over action dimensions."""
-        return dist.log_prob(actions).unsqueeze(-1)
-
-    def actions_for_value(self, dist: pyd.Distribution, k: int) -> torch.Tensor:
-        """K actions per distribution for V(s) estimates -> (K, ..., A); reparameterised if possible."""
-        return dist.rsample((k,)) if self.actions_differentiable else dist.sample((k,))
-
-    def env_action(self, dist: pyd.Distribution, sample: bool) -> torch.Tensor:
-        """Action for the environment: (..., A) float (greedy = the distribution's mode/mean)."""
-        return dist.sample() if sample else dist.mean
-
-    def entropy(self, dist: pyd.Distribution) -> torch.Tensor:
-        """(...,) entropy; a one-sample estimate when there is no closed form."""
-        try:
-            return dist.entropy()
-        except NotImplementedError:
-            return -dist.log_prob(dist.sample())
+__all__ = [
+    "GMM",
+    "Beta",
+    "Discrete",
+    "DiscreteLikeContinuous",
+    "Multibinary",
+    "PolicyOutput",
+    "StdActivation",
+    "TanhGaussian",
+    "softplus_bounded_positive",
+    "tanh_bounded_positive",
+]
 
 
 # ------------------------------------------------------------------------------ discrete
@@ -251,176 +212,6 @@ class DiscreteLikeContinuous(PolicyOutput):
 
     def entropy(self, dist: pyd.Distribution) -> torch.Tensor:
         return dist.entropy()
-
-
-# ---------------------------------------------------------------------------- continuous
-
-
-class _SquashedDist(pyd.TransformedDistribution):
-    """A base distribution pushed through affine/tanh maps onto [-1, 1]^A.
-
-    ``log_prob`` clips actions strictly inside the bounds, because buffer actions can sit exactly
-    at +-1 where the inverse tanh (or the Beta density) diverges.
-    """
-
-    def __init__(
-        self, base: pyd.Distribution, transforms: list, clip: tuple[float, float], mean: torch.Tensor
-    ):
-        super().__init__(base, transforms, validate_args=False)
-        self._clip = clip
-        self._mean = mean
-
-    @property
-    def mean(self) -> torch.Tensor:
-        return self._mean
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return super().log_prob(value.clamp(*self._clip))
-
-
-@gin.configurable
-class TanhGaussian(PolicyOutput):
-    """Diagonal Gaussian squashed by tanh; greedy action tanh(loc).
-
-    Actions lie in (-1, 1). Reparameterised samples, so it supports the DPG actor term. The
-    default ``Actor.continuous_dist_type``.
-
-    Args:
-        std_low: smallest standard deviation (before the tanh).
-        std_high: largest standard deviation (before the tanh).
-        std_activation: function ``(raw, low, high) -> std`` mapping the raw actor output to a
-            standard deviation; the default squashes it into [low, high] in log space.
-        clip_actions_on_log_prob: replay actions are clamped to this (low, high) range before
-            their log-prob is computed, since the inverse tanh diverges at +-1.
-    """
-
-    actions_differentiable = True
-
-    def __init__(
-        self,
-        d_action: int,
-        std_low: float = math.exp(-5.0),
-        std_high: float = math.exp(2.0),
-        std_activation: Callable = tanh_bounded_positive,
-        clip_actions_on_log_prob: tuple[float, float] = (-0.99, 0.99),
-    ):
-        super().__init__(d_action)
-        self.std_low = std_low
-        self.std_high = std_high
-        self.std_activation = std_activation
-        self.clip_actions_on_log_prob = tuple(clip_actions_on_log_prob)
-
-    @property
-    def input_dimension(self) -> int:
-        return 2 * self.d_action
-
-    def __call__(self, params: torch.Tensor) -> pyd.Distribution:
-        loc, raw_std = params.chunk(2, dim=-1)  # (..., A) each
-        std = self.std_activation(raw_std, self.std_low, self.std_high)
-        base = pyd.Independent(pyd.Normal(loc, std, validate_args=False), 1)
-        return _SquashedDist(
-            base, [pyd.TanhTransform(cache_size=1)], self.clip_actions_on_log_prob, torch.tanh(loc)
-        )
-
-
-@gin.configurable
-class GMM(PolicyOutput):
-    """Tanh-squashed Gaussian mixture. Has no reparameterised sample, so it needs online_coeff=0.
-
-    Suits multi-modal behaviour (e.g. imitation of mixed data with ``Agent.online_coeff = 0``).
-    The greedy action is the squashed centre of the most likely mode.
-
-    Args:
-        std_low: smallest standard deviation of a component.
-        std_high: largest standard deviation of a component; None for no cap.
-        std_activation: function ``(raw, low, high) -> std``; the default is ``low + softplus(raw)``,
-            capped at ``high``.
-        clip_actions_on_log_prob: replay actions are clamped to this (low, high) range before
-            their log-prob is computed.
-    """
-
-    def __init__(
-        self,
-        d_action: int,
-        gmm_modes: int = 5,
-        std_low: float = 1e-4,
-        std_high: float | None = None,
-        std_activation: Callable = softplus_bounded_positive,
-        clip_actions_on_log_prob: tuple[float, float] = (-0.99, 0.99),
-    ):
-        super().__init__(d_action)
-        self.gmm_modes = gmm_modes
-        self.std_low = std_low
-        self.std_high = std_high
-        self.std_activation = std_activation
-        self.clip_actions_on_log_prob = tuple(clip_actions_on_log_prob)
-
-    @property
-    def input_dimension(self) -> int:
-        return self.gmm_modes * (2 * self.d_action + 1)
-
-    def __call__(self, params: torch.Tensor) -> pyd.Distribution:
-        M, A = self.gmm_modes, self.d_action
-        mode_logits = params[..., :M]  # (..., M)
-        loc = params[..., M : M + M * A].unflatten(-1, (M, A))  # (..., M, A)
-        std = self.std_activation(params[..., M + M * A :].unflatten(-1, (M, A)), self.std_low, self.std_high)
-        comps = pyd.Independent(pyd.Normal(loc, std, validate_args=False), 1)
-        base = pyd.MixtureSameFamily(
-            pyd.Categorical(logits=mode_logits, validate_args=False), comps, validate_args=False
-        )
-        # Greedy action: the centre of the most likely mode (the mixture mean can sit between modes).
-        best = mode_logits.argmax(-1, keepdim=True).unsqueeze(-1).expand(*loc.shape[:-2], 1, A)
-        mean = torch.tanh(loc.gather(-2, best).squeeze(-2))  # (..., A)
-        return _SquashedDist(base, [pyd.TanhTransform(cache_size=1)], self.clip_actions_on_log_prob, mean)
-
-
-@gin.configurable
-class Beta(PolicyOutput):
-    """Beta distribution per action dimension, shifted and scaled from [0, 1] to [-1, 1].
-
-    Reparameterised samples (supports the DPG term); the greedy action is the distribution's
-    mean.
-
-    Args:
-        alpha_low: smallest alpha concentration (above 1 keeps the density unimodal).
-        alpha_high: largest alpha; None for no cap.
-        beta_low: smallest beta concentration.
-        beta_high: largest beta; None for no cap.
-        std_activation: function ``(raw, low, high) -> concentration`` applied to both raw
-            outputs.
-        clip_actions_on_log_prob: replay actions are clamped to this (low, high) range before
-            their log-prob is computed, since the density can diverge at +-1.
-    """
-
-    actions_differentiable = True
-
-    def __init__(
-        self,
-        d_action: int,
-        alpha_low: float = 1.0001,
-        alpha_high: float | None = None,
-        beta_low: float = 1.0001,
-        beta_high: float | None = None,
-        std_activation: Callable = softplus_bounded_positive,
-        clip_actions_on_log_prob: tuple[float, float] = (-0.99, 0.99),
-    ):
-        super().__init__(d_action)
-        self.alpha_low, self.alpha_high = alpha_low, alpha_high
-        self.beta_low, self.beta_high = beta_low, beta_high
-        self.std_activation = std_activation
-        self.clip_actions_on_log_prob = tuple(clip_actions_on_log_prob)
-
-    @property
-    def input_dimension(self) -> int:
-        return 2 * self.d_action
-
-    def __call__(self, params: torch.Tensor) -> pyd.Distribution:
-        raw_a, raw_b = params.chunk(2, dim=-1)  # (..., A) each
-        alpha = self.std_activation(raw_a, self.alpha_low, self.alpha_high)
-        beta = self.std_activation(raw_b, self.beta_low, self.beta_high)
-        base = pyd.Independent(pyd.Beta(alpha, beta, validate_args=False), 1)
-        mean = 2.0 * alpha / (alpha + beta) - 1.0
-        return _SquashedDist(base, [pyd.AffineTransform(-1.0, 2.0)], self.clip_actions_on_log_prob, mean)
 
 
 @gin.configurable

@@ -133,3 +133,24 @@ def test_discrete_log_prob_keeps_gradient_below_the_clip_floor():
     expected = torch.nn.functional.one_hot(torch.tensor(2), 4).float() - torch.softmax(logits.detach(), -1)[0]
     torch.testing.assert_close(logits.grad[0], expected)
     assert logits.grad[0, 2] > 0.99  # it was exactly 0 through the clamp
+
+
+@pytest.mark.parametrize("cls", [TanhGaussian, GMM, Beta])
+def test_continuous_dists_keep_the_policy_dists_names(cls):
+    """TanhGaussian, GMM and Beta live in nets/continuous_dists.py, but gin files and stored
+    checkpoints name them ``amago_pl.nets.policy_dists.<Name>``: both paths must still resolve."""
+    import gin
+
+    from amago_pl.modules.gin_index import amago_pl_configurables
+    from amago_pl.modules.hparams import import_path, resolve_import_path
+
+    old_path = f"amago_pl.nets.policy_dists.{cls.__name__}"
+    assert resolve_import_path(old_path) is cls
+    assert resolve_import_path(import_path(cls)) is cls
+    assert old_path in amago_pl_configurables()
+    with gin.unlock_config():
+        gin.parse_config(f"{old_path}.clip_actions_on_log_prob = (-0.5, 0.5)")
+    try:
+        assert cls(A).clip_actions_on_log_prob == (-0.5, 0.5)
+    finally:
+        gin.clear_config()
