@@ -21,7 +21,9 @@ For every task (``benchmarks/peers_tasks.py``) both libraries train on the same 
 amago_pl variants (``--amago_settings``, ``peers_tasks.AMAGO_SETTINGS``): the recipe with a half or a
 quarter of its updates per epoch on the same env steps, to measure what amago_pl's update cost buys
 (issue [peers] item 3). They are extra rows marked "variant"; the target and the reported pair do
-not depend on them.
+not depend on them. Wall times only compare within one machine: ``--group NAME`` runs the chosen
+amago_pl settings as a comparison group (CSV ``phase`` NAME, e.g. the recipe and both variants on
+one seed in one session), shown as its own rows so their wall times can be set side by side.
 
 Outputs in ``benchmarks/results/peers/``: ``<task>.csv`` (curve and final rows per (task, library,
 setting, seed); finished runs are skipped when rerun, so the table can be completed over several
@@ -33,6 +35,8 @@ env steps including updates but not the curve evaluations).
     python benchmarks/peers.py --tasks tmaze10 --sweep           # sweep, then 5 seeds of each
     python benchmarks/peers.py --tasks tmaze10 pendulum --libraries RecurrentPPO
     python benchmarks/peers.py --tasks tmaze10 --libraries amago_pl --amago_settings half_updates
+    python benchmarks/peers.py --tasks tmaze10 --libraries amago_pl --group machine_a \
+        --amago_settings recipe half_updates quarter_updates --seeds 5 6   # same-machine comparison
     python benchmarks/peers.py --report                          # rebuild the table and figures
     python benchmarks/peers.py --smoke --out /tmp/peers          # tiny budget: checks the pipeline
 """
@@ -318,8 +322,8 @@ def run_all(pt: PeerTask, args: argparse.Namespace, out: Path, sweeps: dict, ove
         if "amago_pl" in args.libraries:
             for variant in args.amago_settings:
                 b = amago_budget(budget, variant)
-                key = _key(pt, "amago_pl", variant, "report", seed, steps)
-                run_one(path, pt, key, partial(run_amago, pt, seed, b, "report", mm, variant))
+                key = _key(pt, "amago_pl", variant, args.group, seed, steps)
+                run_one(path, pt, key, partial(run_amago, pt, seed, b, args.group, mm, variant))
         if "RecurrentPPO" in args.libraries:
             key = _key(pt, "RecurrentPPO", setting, "report", seed, steps)
             run_one(path, pt, key, partial(run_peer, pt, seed, setting, steps, "report", mm, overrides))
@@ -341,6 +345,12 @@ def main(argv: list[str] | None = None) -> None:
         help="amago_pl settings to run: the recipe and/or variants with fewer updates per epoch",
     )
     p.add_argument(
+        "--group",
+        default="report",
+        help="run the amago_pl settings as a named comparison group instead of the reported rows "
+        "(e.g. the recipe and its variants on the same machine); needs --libraries amago_pl",
+    )
+    p.add_argument(
         "--max_minutes", type=float, default=None, help="wall-clock guard per run (flagged in the table)"
     )
     p.add_argument(
@@ -356,6 +366,11 @@ def main(argv: list[str] | None = None) -> None:
                 f"{name:24s} {pt.env_steps:>8,} env steps  PPO default {pt.ppo_default:20s} {pt.task.description}"
             )
         return
+    if args.group != "report" and (args.libraries != ["amago_pl"] or args.group in ("sweep", "baseline")):
+        p.error(
+            f"--group {args.group!r}: a comparison group holds amago_pl runs only and may not be named "
+            "'sweep' or 'baseline'; pass --libraries amago_pl and another name"
+        )
     unknown = set(args.tasks) - set(PEER_TASKS)
     if unknown:
         p.error(f"unknown tasks {sorted(unknown)}; choose from {list(PEER_TASKS)}")

@@ -100,17 +100,20 @@ def first_reach(steps: np.ndarray, values: np.ndarray, target: float) -> float |
 def task_summary(pt: PeerTask, rows: list[dict[str, str]], ppo_setting: str) -> dict:
     """Per library: runs, finals, mean curve, env steps and wall time to target. The target comes
     from the reported pair (amago_pl's recipe and the peer); amago_pl variants (``AMAGO_SETTINGS``
-    other than "recipe", keys ``amago_pl:<setting>``) are measured against it without moving it."""
+    other than "recipe", keys ``amago_pl:<setting>``) and comparison groups (``peers.py --group``,
+    keys ``amago_pl:<setting>@<group>``) are measured against it without moving it."""
     base = [r for r in rows if r["library"] == "random" and r["kind"] == "final"]
     random = float(base[-1]["metric"]) if base else float("nan")
     libs = {
         "amago_pl": _runs(rows, "amago_pl", "report", "recipe"),
         "RecurrentPPO": _runs(rows, "RecurrentPPO", "report", ppo_setting),
     }
-    for variant in AMAGO_SETTINGS:
-        runs = _runs(rows, "amago_pl", "report", variant) if variant != "recipe" else {}
-        if runs:
-            libs[f"amago_pl:{variant}"] = runs
+    groups = sorted({r["phase"] for r in rows if r["library"] == "amago_pl"} - {"report"})
+    for group in ["report", *groups]:
+        for variant in AMAGO_SETTINGS:
+            runs = _runs(rows, "amago_pl", group, variant) if (group, variant) != ("report", "recipe") else {}
+            if runs:
+                libs[f"amago_pl:{variant}" + ("" if group == "report" else f"@{group}")] = runs
     finals = {k: np.array([float(v["final"]["metric"]) for v in r.values()]) for k, r in libs.items()}
     means = [finals[k].mean() for k in ("amago_pl", "RecurrentPPO") if len(finals[k])]
     best = max(means) if means else float("nan")
@@ -154,6 +157,12 @@ def _per_1k(runs: dict[int, dict], key: str) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
+def variant_label(key: str) -> str:
+    """``amago_pl:<setting>[@<group>]`` -> the words the table and the legend use for it."""
+    setting, _, group = key.split(":", 1)[1].partition("@")
+    return f"{setting}, group {group}" if group else setting
+
+
 def _fmt(x: float | None, digits: str = ",.0f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, digits)
 
@@ -191,7 +200,7 @@ def markdown(
             f"{_fmt(s['random'], '.3g')} | {_fmt(s['best'], '.3g')} | {_fmt(s['target'], '.3g')} |"
         )
         labels = [("amago_pl", "amago_pl (recipe)"), ("RecurrentPPO", f"RecurrentPPO ({settings[name]})")]
-        labels += [(k, f"amago_pl ({k.split(':', 1)[1]}, variant)") for k in s["libs"] if ":" in k]
+        labels += [(k, f"amago_pl ({variant_label(k)}, variant)") for k in s["libs"] if ":" in k]
         for lib, label in labels:
             ratio = _ratio(s["libs"][lib], s["libs"]["RecurrentPPO"], budgets[name][0])
             v = s["libs"][lib]
@@ -216,7 +225,7 @@ def plot(path: Path, pt: PeerTask, summary: dict, setting: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6.4, 4))
     labels = [("amago_pl", "amago_pl"), ("RecurrentPPO", f"RecurrentPPO ({setting})")]
-    labels += [(k, f"amago_pl ({k.split(':', 1)[1]})") for k in summary["libs"] if ":" in k]
+    labels += [(k, f"amago_pl ({variant_label(k)})") for k in summary["libs"] if ":" in k]
     for lib, label in labels:
         steps, mean, lo, hi = summary["libs"][lib]["curve"]
         if len(steps):

@@ -88,6 +88,36 @@ def test_smoke_run_writes_csv_png_table_and_skips_finished_runs(tmp_path):
     assert "skip (finished)" in proc.stdout
     assert len(list(csv.DictReader(open(tmp_path / "tmaze10.csv")))) == len(rows)
 
+    # A comparison group (same-machine runs of chosen settings) adds its own rows and table line;
+    # the reported pair's rows and numbers stay as they were.
+    _run(tmp_path, "--libraries", "amago_pl", "--group", "machine_b", "--amago_settings", "quarter_updates")
+    grown = list(csv.DictReader(open(tmp_path / "tmaze10.csv")))
+    assert grown[: len(rows)] == rows
+    new_finals = {(r["setting"], r["phase"]) for r in grown[len(rows) :] if r["kind"] == "final"}
+    assert new_finals == {("quarter_updates", "machine_b")}
+    lines_after = [
+        ln
+        for ln in (tmp_path / "peers.md").read_text().splitlines()
+        if ln.startswith("| T-Maze passive, corridor 10")
+    ]
+    assert lines_after[:3] == lines[:3]
+    assert "amago_pl (quarter_updates, group machine_b, variant)" in lines_after[3]
+
+
+def test_a_comparison_group_holds_amago_pl_runs_only(tmp_path):
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "peers.py"),
+        "--smoke",
+        "--out",
+        str(tmp_path),
+        "--group",
+        "x",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--libraries amago_pl" in proc.stderr
+    assert not (tmp_path / "tmaze10.csv").exists()
+
 
 def test_peer_inputs_are_observation_previous_reward_and_previous_action():
     env = PrevActionReward(MakeTMaze(10)())
