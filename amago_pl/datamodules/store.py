@@ -28,6 +28,7 @@ import numpy as np
 from amago_pl.datamodules.file_checks import TrajSpec, check_traj
 from amago_pl.datamodules.npz import DEFAULT_MAX_BYTES, TrajectoryFileError, read_npz
 from amago_pl.datamodules.rl2_compact import compact_rl2s, expand_rl2s
+from amago_pl.datamodules.traj_cache import TrajCache, cache_key
 from amago_pl.types import FrozenTraj
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ TEMP_SUFFIX = ".tmp"
 STALE_TEMP_SECONDS = 3600.0
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9.\-]")
 _MAX_REPORTS = 20  # per process: one warning per unusable file up to this many
+# Per process (rank, loader worker); DiskTrajDataset's cache_mb sets it (traj_cache.py says why).
+DEFAULT_CACHE_BYTES = 64 * 2**20
 
 
 class UnusableStoreError(RuntimeError):
@@ -90,6 +93,8 @@ class TrajectoryStore:
         path: the buffer folder (``{dset_root}/{dset_name}/buffer``); created if missing.
         max_size: maximum number of FIFO files kept by `evict` (protected files do not count and
             are never deleted). None keeps everything.
+        cache_bytes: bytes of checked trajectories this process keeps in memory to serve repeated
+            draws of a file (``traj_cache.TrajCache``; 0: read every draw from disk).
     """
 
     # A file that fails to load within this many seconds of its last change may be a copy still
@@ -97,7 +102,9 @@ class TrajectoryStore:
     # instead of quarantined (issue 21 item 3).
     settle_seconds: float = 10.0
 
-    def __init__(self, path: str | os.PathLike, max_size: int | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, max_size: int | None = None, cache_bytes: int = DEFAULT_CACHE_BYTES
+    ) -> None:
         self.path = Path(path)
         self.max_size = max_size
         self.fifo_dir = self.path / "fifo"
@@ -107,7 +114,8 @@ class TrajectoryStore:
             d.mkdir(parents=True, exist_ok=True)
         self.evicted = 0  # files deleted by this process's evict() calls
         self.quarantined_here = 0  # files this process moved to quarantine
-        self.spec: TrajSpec | None = None  # what the run's agent expects; set by the dataset
+        self.cache = TrajCache(cache_bytes)
+        self._spec: TrajSpec | None = None
         self.max_file_bytes: int | None = DEFAULT_MAX_BYTES  # larger files are refused unread
         self.can_move = True  # False: bad files are skipped in place (no edit rights)
         self.skipped: dict[Path, str] = {}  # bad files kept in place: path -> reason
@@ -116,6 +124,17 @@ class TrajectoryStore:
 
     def __repr__(self) -> str:
         return f"TrajectoryStore({str(self.path)!r}, max_size={self.max_size})"
+
+    @property
+    def spec(self) -> TrajSpec | None:
+        """What the run's agent expects of a file (set by the dataset); None checks structure only."""
+        return self._spec
+
+    @spec.setter
+    def spec(self, spec: TrajSpec | None) -> None:
+        if spec != self._spec:
+            self.cache.clear()  # entries were checked against the previous spec
+        self._spec = spec
 
     # ------------------------------------------------------------------ writing
     def write(
@@ -190,6 +209,10 @@ class TrajectoryStore:
         before: os.stat_result | None = None
         try:
             before = os.stat(path)
+            key = cache_key(path, before)
+            traj = self.cache.get(key)
+            if traj is not None:
+                return traj
             arrays = expand_rl2s(read_npz(path, self.max_file_bytes), self.max_file_bytes)
             traj = FrozenTraj.from_dict(arrays)
             check_traj(traj, self.spec)
@@ -199,6 +222,7 @@ class TrajectoryStore:
             self._reject(path, before, e)
             return None
         self.pending.pop(path, None)
+        self.cache.put(key, traj)
         return traj
 
     def usable(self, path: Path) -> bool:
