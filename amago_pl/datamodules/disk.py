@@ -95,8 +95,9 @@ class DiskTrajDataset(RLDataset):
         super().configure(*args, **kwargs)
         # Without edit rights (e.g. an async collector) bad files are skipped, never moved.
         self.store.can_move = self.has_edit_rights
-        if self.cache_mb is None:
-            self.store.cache = TrajCache(DEFAULT_CACHE_BYTES if self.dloader_workers == 0 else 0)
+        wanted = DEFAULT_CACHE_BYTES if self.dloader_workers == 0 else 0
+        if self.cache_mb is None and self.store.cache.max_bytes != wanted:
+            self.store.cache = TrajCache(wanted)  # a second configure() keeps a filled cache
         return self
 
     def expect(self, spec: TrajSpec | None) -> None:
