@@ -25,6 +25,7 @@ from amago_pl.modules import checkpoint as ckpt
 from amago_pl.modules import hparams as hparams_mod
 from amago_pl.modules import losses, update
 from amago_pl.modules.agent_registry import get_agent_cls, list_registered_agents, register_agent
+from amago_pl.modules.gammas import Multigammas, trained_gammas
 from amago_pl.modules.nonfinite import NonFiniteGuard
 from amago_pl.nets.actor_critic import Actor, NCritics
 from amago_pl.nets.popart import PopArtLayer
@@ -34,28 +35,6 @@ from amago_pl.types import Batch
 
 # ``train/loss`` goes to the progress bar every this many batches (and on every logging step).
 PROGRESS_LOG_EVERY = 10
-
-
-@gin.configurable
-class Multigammas:
-    """Extra discount factors trained in parallel with ``Agent.gamma`` (amago/agent.py:85 at 2d85600).
-
-    Used only when ``Agent.use_multigamma`` is True; ``Agent.gamma`` is always appended last, so the
-    default run trains G = 7 discount factors. Continuous critics run once per gamma, so long lists
-    cost more there than for discrete ones.
-
-    Args:
-        discrete: extra discount factors when the action space is Discrete.
-        continuous: extra discount factors for every other action space.
-    """
-
-    def __init__(
-        self,
-        discrete: Iterable[float] = (0.1, 0.9, 0.95, 0.97, 0.99, 0.995),
-        continuous: Iterable[float] = (0.1, 0.9, 0.95, 0.97, 0.99, 0.995),
-    ):
-        self.discrete = [float(g) for g in discrete]
-        self.continuous = [float(g) for g in continuous]
 
 
 @register_agent("agent")
@@ -159,9 +138,7 @@ class Agent(pl.LightningModule):
         self.critic_loss_weight = critic_loss_weight
         self.learning_rate, self.lr_warmup_steps, self.l2_coeff = learning_rate, lr_warmup_steps, l2_coeff
 
-        multigammas = Multigammas()
-        extra = (multigammas.discrete if self.discrete else multigammas.continuous) if use_multigamma else []
-        self.gammas_list = [*extra, float(gamma)]
+        self.gammas_list = trained_gammas(gamma, self.discrete, use_multigamma)
         gammas = torch.tensor(self.gammas_list, dtype=torch.float32)  # (G,)
         self.register_buffer("gammas", gammas, persistent=False)
 

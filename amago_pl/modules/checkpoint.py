@@ -34,7 +34,6 @@ import logging
 import os
 import pickle
 import re
-import sys
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import IO, Any
@@ -45,7 +44,7 @@ import torch
 from amago_pl import compat
 from amago_pl.modules import hparams as hp
 from amago_pl.modules.agent_registry import agent_class_name
-from amago_pl.modules.gin_index import is_amago_pl_configurable
+from amago_pl.modules.stored_gin import UnsafeGinConfigError, checked_gin_text, unsafe_gin_message
 
 log = logging.getLogger(__name__)
 
@@ -151,108 +150,6 @@ def check_plain(checkpoint: Mapping[str, Any], source: Any = "the checkpoint") -
     return hp.decode_hparams(stored, source=str(source))
 
 
-class UnsafeGinConfigError(ValueError):
-    """A checkpoint's stored gin config would import a module, read a file or bind something this
-    process does not know."""
-
-
-def _unsafe_gin_message(source: Any, problems: list[str]) -> str:
-    listed = "\n".join(f"  - {p}" for p in problems[:20])
-    more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-    return (
-        f"the gin config stored in {source} is not loaded:\n{listed}{more}\n"
-        "A checkpoint never imports modules, reads files or binds unknown names. If you trust the "
-        "file and it comes from your own code, import the modules that define these configurables "
-        "(and register your classes with register_checkpoint_class) before loading it."
-    )
-
-
-def checked_gin_text(config: str, source: Any = "the checkpoint") -> str:
-    """The stored gin ``config`` ready to bind, or ``UnsafeGinConfigError`` listing every line that
-    is not a binding of a configurable registered in this process.
-
-    ``import m`` lines pass only when ``m`` is already imported here (then they do nothing), and are
-    blanked; ``include`` lines, references (``@name``) to unknown configurables, calls (``@name()``)
-    of configurables outside the model's code and bindings of configurables this process does not
-    register (``os.system.command``, ``MyEnv.size`` before ``MyEnv``'s module is imported) are
-    refused: binding a config must not run code named by a file, and a binding that would be
-    silently dropped is named instead. Bindings of amago_pl's own configurables in modules not
-    imported here (``gin_index``: env and exploration settings when only a policy is loaded)
-    configure nothing in this process: skipped, and logged.
-    """
-    from gin import config_parser
-
-    config = compat.rewrite_gin_text(config)
-    lines = config.splitlines(keepends=True)
-    parser = config_parser.ConfigParser(config, gin.config.ParserDelegate(skip_unknown=True))
-    problems: list[str] = []
-    skipped: list[str] = []  # amago_pl's own, in modules not imported here: they configure nothing
-    try:
-        statements = list(parser)
-    except Exception as err:  # a syntax error (or a file of another gin version)
-        raise UnsafeGinConfigError(_unsafe_gin_message(source, [f"unparsable: {err}"])) from None
-    for st in statements:
-        kind = type(st).__name__
-        where = f"line {st.location.line_num}: {lines[st.location.line_num - 1].strip()!r}"
-        if kind == "ImportStatement":
-            module = st.module
-            if module == "__gin__.dynamic_registration" or module in sys.modules:
-                lines[st.location.line_num - 1] = "\n"  # already imported: nothing to run
-            else:
-                problems.append(f"{where} imports {module}, which this process has not imported")
-        elif kind == "IncludeStatement":
-            problems.append(f"{where} includes another file")
-        elif kind == "BindingStatement":
-            if gin.config._REGISTRY.get_match(st.selector) is None:  # noqa: SLF001 - no public lookup
-                if is_amago_pl_configurable(st.selector):
-                    skipped.append(st.selector)  # amago_pl's own, in a module not imported here
-                else:
-                    problems.append(f"{where} binds {st.selector}, which is not a registered configurable")
-                lines[st.location.line_num - 1] = "\n"
-            for ref in _references(st.value):
-                problems.append(f"{where} refers to @{ref}, which is not a registered configurable")
-            for ref in _calls_outside_model(st.value):
-                problems.append(
-                    f"{where} calls @{ref}(), which is not part of the model: only the model's own "
-                    "configurables (amago_pl.nets, amago_pl.modules) may be called while it is built"
-                )
-    if problems:
-        raise UnsafeGinConfigError(_unsafe_gin_message(source, problems))
-    if skipped:
-        log.info("checkpoint gin config: not binding %s (not defined in this process)", sorted(set(skipped)))
-    return "".join(lines)
-
-
-def _references(value: Any) -> list[str]:
-    """Names of unknown configurables ``@name`` references in a parsed binding value."""
-    if type(value).__name__ == "_UnknownConfigurableReference":
-        return [value.selector]
-    if isinstance(value, (list, tuple)):
-        return [r for v in value for r in _references(v)]
-    if isinstance(value, dict):
-        return [r for v in list(value.keys()) + list(value.values()) for r in _references(v)]
-    return []
-
-
-_MODEL_CODE = ("amago_pl.nets.", "amago_pl.modules.")
-
-
-def _calls_outside_model(value: Any) -> list[str]:
-    """Registered configurables that evaluated references (``@name()``) in a parsed binding value
-    would call, outside the model's code. gin calls them while the agent is built, with arguments
-    the file binds: an env factory's env id of the form ``module:Env`` makes gymnasium import that
-    module (https://gymnasium.farama.org/api/registry/#gymnasium.make), and ``@gin.singleton()`` calls
-    any constructor. Plain references (``@name``) only pass the object, as the model's keywords do."""
-    if isinstance(value, gin.config.ConfigurableReference):
-        selector = value.configurable.selector
-        return [selector] if value.evaluate and not selector.startswith(_MODEL_CODE) else []
-    if isinstance(value, (list, tuple)):
-        return [r for v in value for r in _calls_outside_model(v)]
-    if isinstance(value, dict):
-        return [r for v in list(value.keys()) + list(value.values()) for r in _calls_outside_model(v)]
-    return []
-
-
 def bind_stored_gin(checkpoint: Mapping[str, Any], source: Any = "the checkpoint") -> None:
     """Bind the gin config stored in ``checkpoint`` (old module paths rewritten), so an agent rebuilt
     from its hyperparameters gets the same encoder keywords. The text is checked first
@@ -274,7 +171,7 @@ def check_checkpoint_content(checkpoint: Mapping[str, Any], source: Any = "the c
     check_plain(checkpoint, source)
     config = checkpoint.get(GIN_KEY)
     if config is not None and not isinstance(config, str):
-        raise UnsafeGinConfigError(_unsafe_gin_message(source, [f"{GIN_KEY} is a {type(config).__name__}"]))
+        raise UnsafeGinConfigError(unsafe_gin_message(source, [f"{GIN_KEY} is a {type(config).__name__}"]))
     if config:
         checked_gin_text(config, source)
 

@@ -4,7 +4,7 @@ A checkpoint's stored gin config may bind configurables of amago_pl modules that
 process has not imported (an env or exploration setting when only a policy is loaded; optional
 envs whose packages are absent). Those bindings are amago_pl's own and configure nothing here, so
 the checkpoint check skips them; any other binding of a configurable unknown in this process is
-refused (``checkpoint.checked_gin_text``). Reading the source with ``ast`` tells the two apart
+refused (``stored_gin.checked_gin_text``). Reading the source with ``ast`` tells the two apart
 without importing the optional modules (and their packages) to find out.
 """
 
