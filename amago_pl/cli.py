@@ -22,9 +22,9 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.cli import LightningCLI
 
-from amago_pl.cli_utils import check_binding_types, parse_gin, register_all_configurables
 from amago_pl.envs.watchdog import DEFAULT_HANG_TIMEOUT
 from amago_pl.run.build import check_required_bindings, configure_dataset, trainer_arguments
+from amago_pl.run.gin_binding import check_binding_types, parse_gin, register_all_configurables
 from amago_pl.run.gin_tools import (  # noqa: F401 - split_gin_args: a public name of this module
     gin_flags_appended,
     resolve_gin_file,

@@ -19,8 +19,8 @@ import lightning.pytorch as pl
 
 from amago_pl.callbacks import EvalCallback
 from amago_pl.callbacks.interact import EpisodeStat
-from amago_pl.callbacks.rollout import log_to_loggers, total_frames
 from amago_pl.callbacks.seeding import draw_seed
+from amago_pl.callbacks.trainer_context import log_to_loggers, total_frames
 from amago_pl.datamodules.data_wait import readiness_problem
 from amago_pl.envs import EpsilonGreedy
 from amago_pl.envs.watchdog import DEFAULT_HANG_TIMEOUT

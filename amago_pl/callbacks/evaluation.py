@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from amago_pl.callbacks.interact import EpisodeStat, fresh_state, interact, summarize_episodes
 from amago_pl.callbacks.metric_axes import TOTAL_FRAMES, define_env_step_axis, log_env_step_series
-from amago_pl.callbacks.rollout import autocast_context, log_to_loggers, total_frames, world_info
+from amago_pl.callbacks.trainer_context import autocast_context, log_to_loggers, total_frames, world_info
 from amago_pl.envs import make_parallel_envs
 from amago_pl.envs.watchdog import DEFAULT_HANG_TIMEOUT
 

@@ -14,32 +14,20 @@ import torch
 from tqdm.auto import tqdm
 
 from amago_pl.callbacks.interact import RolloutState, fresh_state, interact, summarize_episodes
-from amago_pl.callbacks.metric_axes import TOTAL_FRAMES, define_env_step_axis, log_env_step_series
+from amago_pl.callbacks.metric_axes import TOTAL_FRAMES, define_env_step_axis
 from amago_pl.callbacks.seeding import fresh_launch, next_launch, rollout_seed, seed_global_rngs
+from amago_pl.callbacks.trainer_context import (  # noqa: F401  (re-exported: the old import path)
+    autocast_context,
+    log_to_loggers,
+    sum_over_ranks,
+    total_frames,
+    world_info,
+)
 from amago_pl.datamodules.data_wait import sleep_and_refresh, trains_in_epoch, wait_for_data
 from amago_pl.envs import make_parallel_envs
 from amago_pl.envs.watchdog import DEFAULT_HANG_TIMEOUT
 
 log = logging.getLogger(__name__)
-
-
-def autocast_context(trainer: pl.Trainer) -> Callable:
-    """The Trainer's precision context (e.g. bf16 autocast), so rollouts match training precision."""
-    return trainer.strategy.precision_plugin.forward_context
-
-
-def world_info(trainer: pl.Trainer | None) -> tuple[int, int]:
-    if trainer is None:
-        return 0, 1
-    return trainer.global_rank, trainer.world_size
-
-
-def total_frames(trainer: pl.Trainer | None) -> int | None:
-    """The run's env-step count as last published by the rollout callback (None before any)."""
-    if trainer is None:
-        return None
-    value = trainer.callback_metrics.get(TOTAL_FRAMES)
-    return None if value is None else int(value)
 
 
 class RolloutCallback(pl.Callback):
@@ -282,7 +270,7 @@ class RolloutCallback(pl.Callback):
             )
         self.collected_epochs.add(epoch)
         # Every rank reaches this point exactly once per epoch: safe for the frame-count reduction.
-        self.total_frames = int(_sum_over_ranks(trainer, self.local_frames))
+        self.total_frames = int(sum_over_ranks(trainer, self.local_frames))
         self._publish(trainer)
         if dataset is not None and hasattr(dataset, "on_end_of_collection"):
             metrics.update(dataset.on_end_of_collection())
@@ -384,27 +372,3 @@ def _plain_numpy_rng_state() -> dict[str, Any]:
     state = np.random.get_state(legacy=False)
     state["state"]["key"] = state["state"]["key"].tolist()
     return state
-
-
-def _sum_over_ranks(trainer: pl.Trainer, value: float) -> float:
-    if trainer.world_size <= 1:
-        return float(value)
-    t = torch.tensor(float(value), dtype=torch.float64, device=trainer.strategy.root_device)
-    return float(trainer.strategy.reduce(t, reduce_op="sum").item())
-
-
-def log_to_loggers(trainer: pl.Trainer, metrics: dict[str, float], total_frames: int | None = None) -> None:
-    """Log outside a Lightning loop's ``self.log`` (collection, ``Experiment.evaluate_test``), with
-    the explicit x-axes: the logger step (gradient steps) and ``total_frames`` (env steps; see
-    :mod:`amago_pl.callbacks.metric_axes`)."""
-    if not metrics or trainer.global_rank != 0 or not trainer.loggers:
-        return
-    metrics = dict(metrics)
-    if total_frames is not None:
-        metrics[TOTAL_FRAMES] = float(total_frames)
-    metrics["gradient_steps"] = float(trainer.global_step)
-    metrics["epoch"] = float(trainer.current_epoch)
-    define_env_step_axis(trainer, metrics)
-    for logger in trainer.loggers:
-        logger.log_metrics(metrics, step=trainer.global_step)
-    log_env_step_series(trainer, metrics, total_frames)

@@ -43,3 +43,28 @@ def test_stored_gin_check_is_served_from_checkpoint():
     assert checkpoint.UnsafeGinConfigError is stored_gin.UnsafeGinConfigError
     with pytest.raises(checkpoint.UnsafeGinConfigError, match=r"line 1: .*imports os_not_imported"):
         checkpoint.checked_gin_text("import os_not_imported\n", "ckpt.ckpt")
+
+
+def test_trainer_helpers_keep_their_rollout_paths():
+    from amago_pl.callbacks import rollout, trainer_context
+
+    for name in ("autocast_context", "log_to_loggers", "total_frames", "world_info"):
+        assert getattr(rollout, name) is getattr(trainer_context, name)
+    assert trainer_context.world_info(None) == (0, 1)
+    assert trainer_context.total_frames(None) is None
+
+
+def test_binding_helpers_keep_their_cli_utils_paths():
+    from amago_pl import cli_utils
+    from amago_pl.run import gin_binding
+
+    for name in (
+        "bind",
+        "check_binding_types",
+        "parse_gin",
+        "port_binding_name",
+        "register_all_configurables",
+    ):
+        assert getattr(cli_utils, name) is getattr(gin_binding, name)
+    name = "amago.nets.traj_encoders.TformerTrajEncoder.d_model"
+    assert cli_utils.port_binding_name(name) == "amago_pl.nets.traj_encoders.TformerTrajEncoder.d_model"
